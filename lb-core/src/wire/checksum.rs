@@ -1,0 +1,114 @@
+//! The Internet checksum (RFC 1071), its incremental update (RFC 1624) and the TCP/UDP/ICMPv6
+//! pseudo-header sums for IPv4 and IPv6.
+
+/// Adds `data` as big-endian 16-bit words to a 32-bit accumulator (an odd last byte is padded).
+pub fn sum(mut acc: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        acc = acc.wrapping_add(u32::from(u16::from_be_bytes([c[0], c[1]])));
+    }
+    if let [last] = chunks.remainder() {
+        acc = acc.wrapping_add(u32::from(*last) << 8);
+    }
+    acc
+}
+
+/// Folds a 32-bit accumulator to 16 bits with end-around carry.
+pub fn fold(mut acc: u32) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    // The loop leaves at most 16 bits.
+    #[allow(clippy::cast_possible_truncation)]
+    let folded = acc as u16;
+    folded
+}
+
+/// The checksum field value for `data` (the one's complement of its one's-complement sum).
+pub fn checksum(data: &[u8]) -> u16 {
+    !fold(sum(0, data))
+}
+
+/// Combines a partial sum and data into the final checksum value.
+pub fn finish(acc: u32, data: &[u8]) -> u16 {
+    !fold(sum(acc, data))
+}
+
+/// Pseudo-header sum for IPv4 (RFC 793): source, destination, protocol and upper-layer length.
+pub fn pseudo_v4(src: [u8; 4], dst: [u8; 4], proto: u8, len: u16) -> u32 {
+    let acc = sum(0, &src);
+    let acc = sum(acc, &dst);
+    acc + u32::from(proto) + u32::from(len)
+}
+
+/// Pseudo-header sum for IPv6 (RFC 8200 §8.1).
+pub fn pseudo_v6(src: [u8; 16], dst: [u8; 16], proto: u8, len: u32) -> u32 {
+    let acc = sum(0, &src);
+    let acc = sum(acc, &dst);
+    acc.wrapping_add(len >> 16)
+        .wrapping_add(len & 0xffff)
+        .wrapping_add(u32::from(proto))
+}
+
+/// RFC 1624 eqn. 3: the new checksum after a 16-bit word changed from `old` to `new`.
+#[inline]
+pub fn update16(check: u16, old: u16, new: u16) -> u16 {
+    let acc = u32::from(!check) + u32::from(!old) + u32::from(new);
+    !fold(acc)
+}
+
+/// RFC 1624 for a run of bytes (even length, 16-bit aligned within the checksummed data).
+#[inline]
+pub fn update_bytes(check: u16, old: &[u8], new: &[u8]) -> u16 {
+    debug_assert_eq!(old.len(), new.len());
+    let mut acc = u32::from(!check);
+    for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
+        acc += u32::from(!u16::from_be_bytes([o[0], o[1]]));
+        acc += u32::from(u16::from_be_bytes([n[0], n[1]]));
+    }
+    !fold(acc)
+}
+
+/// UDP transmits a computed checksum of zero as all ones (RFC 768).
+#[inline]
+pub fn udp_nonzero(check: u16) -> u16 {
+    if check == 0 { 0xffff } else { check }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 §3: the words 0001 f203 f4f5 f6f7 sum to 0xddf2.
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(fold(sum(0, &data)), 0xddf2);
+        assert_eq!(checksum(&data), !0xddf2);
+    }
+
+    #[test]
+    fn odd_length_pads_with_zero() {
+        assert_eq!(checksum(&[0x12, 0x34, 0x56]), checksum(&[0x12, 0x34, 0x56, 0x00]));
+    }
+
+    #[test]
+    fn incremental_matches_full_recompute() {
+        let mut data = [0x45u8, 0, 0, 60, 0x1c, 0x46, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let c = checksum(&data);
+        data[10..12].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(checksum(&data), 0);
+        let old = [data[16], data[17], data[18], data[19]];
+        let new = [192, 168, 7, 9];
+        data[16..20].copy_from_slice(&new);
+        let updated = update_bytes(c, &old, &new);
+        data[10..12].copy_from_slice(&[0, 0]);
+        assert_eq!(updated, checksum(&data));
+        let ttl_old = u16::from_be_bytes([data[8], data[9]]);
+        data[8] -= 1;
+        let ttl_new = u16::from_be_bytes([data[8], data[9]]);
+        let u2 = update16(updated, ttl_old, ttl_new);
+        data[10..12].copy_from_slice(&[0, 0]);
+        assert_eq!(u2, checksum(&data));
+    }
+}
