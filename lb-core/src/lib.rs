@@ -9,4 +9,5 @@
 #![forbid(unsafe_code)]
 
 pub mod flow;
+pub mod sched;
 pub mod wire;

@@ -1,0 +1,218 @@
+//! Maglev hashing (Eisenbud et al., NSDI'16 §3.4), with weights.
+//!
+//! The table build is a pure function of the backend set (identities and weights), the table
+//! size M (prime) and a seed: two LB nodes with the same configuration build identical tables,
+//! whatever order their backends were listed in. Each backend walks its own permutation of the
+//! slots (offset and skip from two hashes of its identity) and, round after round, claims its
+//! next free slot as many times per round as its weight (over the weights' gcd). Lookup is one
+//! multiply-shift and one array read; the control plane reports which slots changed between two
+//! builds so a data plane with a shared ring rewrites only those (Katran's `programHashRing`).
+
+use crate::flow::hash_bytes;
+
+/// The paper's table size for small services; must be prime.
+pub const DEFAULT_SIZE: u32 = 65537;
+/// The largest table accepted (the paper's big size is 655373).
+pub const MAX_SIZE: u32 = 1 << 24;
+const EMPTY: u16 = u16::MAX;
+
+/// A built Maglev lookup table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaglevTable {
+    slots: Vec<u16>,
+    /// Identity of each backend index, to compare tables across backend-list changes.
+    ids: Vec<u64>,
+}
+
+/// True when `n` is prime (trial division; n is at most `MAX_SIZE`).
+pub fn is_prime(n: u32) -> bool {
+    if n < 2 {
+        return false;
+    }
+    let mut d = 2u32;
+    while d.saturating_mul(d) <= n {
+        if n % d == 0 {
+            return false;
+        }
+        d += 1;
+    }
+    true
+}
+
+impl MaglevTable {
+    /// Builds the table. `ids[i]` is backend i's identity (a hash of its address and port),
+    /// `weights[i]` its weight; weight 0 backends get no slot.
+    pub fn build(ids: &[u64], weights: &[u32], size: u32, seed: u64) -> Result<Self, String> {
+        if !is_prime(size) || size > MAX_SIZE {
+            return Err(format!("maglev table size {size} must be a prime no larger than {MAX_SIZE}"));
+        }
+        if ids.len() != weights.len() || ids.len() >= usize::from(EMPTY) {
+            return Err(format!("maglev supports at most {} backends, got {}", EMPTY - 1, ids.len()));
+        }
+        let m = size as usize;
+        // Fill in identity order, so the table does not depend on list order.
+        let mut live: Vec<usize> = (0..ids.len()).filter(|i| weights[*i] > 0).collect();
+        live.sort_unstable_by_key(|i| ids[*i]);
+        if live.windows(2).any(|w| ids[w[0]] == ids[w[1]]) {
+            return Err("two backends of one service have the same identity".to_string());
+        }
+        let mut slots = vec![EMPTY; m];
+        if live.is_empty() {
+            return Ok(MaglevTable { slots, ids: ids.to_vec() });
+        }
+        let g = super::gcd_of(weights);
+        let mut pos = Vec::with_capacity(live.len());
+        let mut skip = Vec::with_capacity(live.len());
+        for &i in &live {
+            let offset = hash_bytes(&ids[i].to_le_bytes(), seed) % u64::from(size);
+            let step = hash_bytes(&ids[i].to_le_bytes(), seed ^ 0x5bd1_e995_5bd1_e995) % u64::from(size - 1) + 1;
+            pos.push(usize::try_from(offset).unwrap_or(0));
+            skip.push(usize::try_from(step).unwrap_or(1));
+        }
+        let mut filled = 0usize;
+        'rounds: loop {
+            for (k, &i) in live.iter().enumerate() {
+                for _ in 0..weights[i] / g {
+                    // Walk backend i's permutation to its next free slot; a prime M makes every
+                    // permutation visit every slot, so a free one is always found.
+                    let (mut p, s) = (pos[k], skip[k]);
+                    while slots[p] != EMPTY {
+                        p += s;
+                        if p >= m {
+                            p -= m;
+                        }
+                    }
+                    slots[p] = u16::try_from(i).unwrap_or(EMPTY);
+                    p += s;
+                    if p >= m {
+                        p -= m;
+                    }
+                    pos[k] = p;
+                    filled += 1;
+                    if filled == m {
+                        break 'rounds;
+                    }
+                }
+            }
+        }
+        Ok(MaglevTable { slots, ids: ids.to_vec() })
+    }
+
+    /// Table size M.
+    pub fn size(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Backend index for a hash.
+    #[inline]
+    pub fn lookup(&self, hash: u64) -> Option<usize> {
+        let slot = self.slot_of(hash);
+        let b = self.slots[slot];
+        (b != EMPTY).then_some(usize::from(b))
+    }
+
+    /// The slot a hash falls in (multiply-shift range reduction of the hash's high half).
+    #[inline]
+    pub fn slot_of(&self, hash: u64) -> usize {
+        let n = self.slots.len() as u64;
+        usize::try_from(((hash >> 32) * n) >> 32).unwrap_or(0)
+    }
+
+    /// Backend index in each slot (`None` only when no backend is available).
+    pub fn slot(&self, i: usize) -> Option<usize> {
+        self.slots.get(i).and_then(|b| (*b != EMPTY).then_some(usize::from(*b)))
+    }
+
+    /// Number of slots each backend index holds.
+    pub fn shares(&self) -> Vec<usize> {
+        let mut counts = vec![0usize; self.ids.len()];
+        for s in &self.slots {
+            if let Some(c) = counts.get_mut(usize::from(*s)) {
+                *c += 1;
+            }
+        }
+        counts
+    }
+
+    fn identity_at(&self, slot: usize) -> Option<u64> {
+        self.slot(slot).map(|b| self.ids[b])
+    }
+
+    /// Slots whose backend identity differs from `old`'s (every slot if the sizes differ).
+    pub fn changed_slots(&self, old: &MaglevTable) -> Vec<u32> {
+        (0..self.slots.len())
+            .filter(|&i| old.slots.len() != self.slots.len() || self.identity_at(i) != old.identity_at(i))
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: usize) -> Vec<u64> {
+        (0..n as u64).map(|i| hash_bytes(&i.to_le_bytes(), 42)).collect()
+    }
+
+    #[test]
+    fn no_empty_slot_and_equal_shares() {
+        let ids = ids(100);
+        let t = MaglevTable::build(&ids, &vec![1; 100], DEFAULT_SIZE, 0).unwrap();
+        assert!((0..t.size()).all(|i| t.slot(i).is_some()));
+        let shares = t.shares();
+        let (min, max) = (shares.iter().min().unwrap(), shares.iter().max().unwrap());
+        assert!(max - min <= 1, "equal weights differ by at most one slot: {min}..{max}");
+    }
+
+    #[test]
+    fn weighted_shares_within_one_percent_when_m_exceeds_100n() {
+        let n = 100;
+        let ids = ids(n);
+        let weights: Vec<u32> = (0..n as u32).map(|i| 1 + i % 4).collect();
+        let t = MaglevTable::build(&ids, &weights, DEFAULT_SIZE, 7).unwrap();
+        let total: u32 = weights.iter().sum();
+        for (i, share) in t.shares().iter().enumerate() {
+            let ideal = f64::from(DEFAULT_SIZE) * f64::from(weights[i]) / f64::from(total);
+            let err = (*share as f64 - ideal).abs() / ideal;
+            assert!(err < 0.01, "backend {i}: {share} slots against {ideal:.1} ideal");
+        }
+    }
+
+    #[test]
+    fn deterministic_and_independent_of_list_order() {
+        let ids = ids(20);
+        let w: Vec<u32> = (1..=20).collect();
+        let a = MaglevTable::build(&ids, &w, 251, 3).unwrap();
+        assert_eq!(a, MaglevTable::build(&ids, &w, 251, 3).unwrap());
+        let (rids, rw): (Vec<u64>, Vec<u32>) = ids.iter().rev().zip(w.iter().rev()).unzip();
+        let b = MaglevTable::build(&rids, &rw, 251, 3).unwrap();
+        for slot in 0..251 {
+            assert_eq!(a.identity_at(slot), b.identity_at(slot));
+        }
+        assert!(a.changed_slots(&b).is_empty());
+        assert_ne!(a.slots, MaglevTable::build(&ids, &w, 251, 4).unwrap().slots, "the seed matters");
+    }
+
+    #[test]
+    fn removing_one_of_n_moves_close_to_one_nth() {
+        let n = 100;
+        let ids = ids(n);
+        let full = MaglevTable::build(&ids, &vec![1; n], DEFAULT_SIZE, 0).unwrap();
+        let mut w = vec![1; n];
+        w[37] = 0;
+        let less = MaglevTable::build(&ids, &w, DEFAULT_SIZE, 0).unwrap();
+        let moved = less.changed_slots(&full).len() as f64 / f64::from(DEFAULT_SIZE);
+        // The removed backend's own 1/N must move; Maglev moves a little more (paper §3.4).
+        assert!(moved >= 1.0 / n as f64 && moved < 1.6 / n as f64, "moved {moved}");
+    }
+
+    #[test]
+    fn refuses_bad_sizes_and_duplicates() {
+        assert!(MaglevTable::build(&[1], &[1], 65536, 0).unwrap_err().contains("prime"));
+        assert!(MaglevTable::build(&[1, 1], &[1, 1], 251, 0).unwrap_err().contains("identity"));
+        let empty = MaglevTable::build(&[1, 2], &[0, 0], 251, 0).unwrap();
+        assert_eq!(empty.lookup(12345), None);
+        assert!(is_prime(655_373) && is_prime(65537) && !is_prime(1));
+    }
+}
