@@ -31,7 +31,7 @@ pub fn is_prime(n: u32) -> bool {
     }
     let mut d = 2u32;
     while d.saturating_mul(d) <= n {
-        if n % d == 0 {
+        if n.is_multiple_of(d) {
             return false;
         }
         d += 1;
@@ -169,7 +169,7 @@ mod tests {
     fn weighted_shares_within_one_percent_when_m_exceeds_100n() {
         let n = 100;
         let ids = ids(n);
-        let weights: Vec<u32> = (0..n as u32).map(|i| 1 + i % 4).collect();
+        let weights: Vec<u32> = (0..n).map(|i| 1 + (i % 4) as u32).collect();
         let t = MaglevTable::build(&ids, &weights, DEFAULT_SIZE, 7).unwrap();
         let total: u32 = weights.iter().sum();
         for (i, share) in t.shares().iter().enumerate() {

@@ -109,7 +109,13 @@ pub struct Cursor {
 
 /// Picks a backend index. `load(i)` gives the worker's counts for backend `i`; `src_hash` is the
 /// hash of the client address (and port, when the service hashes ports).
-pub fn pick(plan: &Plan, weights: &[u32], cursor: &mut Cursor, load: impl Fn(usize) -> Load, src_hash: u64) -> Option<usize> {
+pub fn pick(
+    plan: &Plan,
+    weights: &[u32],
+    cursor: &mut Cursor,
+    load: impl Fn(usize) -> Load,
+    src_hash: u64,
+) -> Option<usize> {
     match plan {
         Plan::Rr => rr::pick(weights, cursor),
         Plan::Wrr(p) => wrr::pick(weights, p, cursor),

@@ -1,7 +1,7 @@
 //! ARP for IPv4 over Ethernet (RFC 826). Other hardware or protocol types are malformed here.
 
-use super::{Error, Result, get_array, get_u16, set_u16};
 use super::ethernet::MacAddr;
+use super::{Error, Result, get_array, get_u16, set_u16};
 
 mod field {
     use crate::wire::Field;
@@ -45,7 +45,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if b.len() < LEN {
             return Err(Error::Truncated);
         }
-        if get_u16(b, field::HTYPE) != 1 || get_u16(b, field::PTYPE) != 0x0800 || b[field::HLEN] != 6 || b[field::PLEN] != 4 {
+        if get_u16(b, field::HTYPE) != 1
+            || get_u16(b, field::PTYPE) != 0x0800
+            || b[field::HLEN] != 6
+            || b[field::PLEN] != 4
+        {
             return Err(Error::Malformed);
         }
         Ok(())
@@ -114,9 +118,7 @@ pub fn emit(buf: &mut [u8], op: u16, sender: (MacAddr, [u8; 4]), target: (MacAdd
 mod tests {
     use super::*;
 
-    const REQUEST: [u8; 28] = [
-        0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 100,
-    ];
+    const REQUEST: [u8; 28] = [0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 100];
 
     #[test]
     fn reads_every_field() {

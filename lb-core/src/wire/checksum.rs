@@ -45,9 +45,7 @@ pub fn pseudo_v4(src: [u8; 4], dst: [u8; 4], proto: u8, len: u16) -> u32 {
 pub fn pseudo_v6(src: [u8; 16], dst: [u8; 16], proto: u8, len: u32) -> u32 {
     let acc = sum(0, &src);
     let acc = sum(acc, &dst);
-    acc.wrapping_add(len >> 16)
-        .wrapping_add(len & 0xffff)
-        .wrapping_add(u32::from(proto))
+    acc.wrapping_add(len >> 16).wrapping_add(len & 0xffff).wrapping_add(u32::from(proto))
 }
 
 /// RFC 1624 eqn. 3: the new checksum after a 16-bit word changed from `old` to `new`.

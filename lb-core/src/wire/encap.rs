@@ -89,7 +89,15 @@ pub fn emit_ipip(buf: &mut [u8], outer: &Endpoints, inner_is_v6: bool, inner_len
 /// Writes outer IP, UDP (source port carries the flow's entropy) and GUE header at the start of
 /// `buf`, which holds the whole packet (the inner packet follows). Over IPv4 the UDP checksum is
 /// zero (allowed for tunnels); over IPv6 it is computed, because receivers drop zero checksums.
-pub fn emit_gue(buf: &mut [u8], outer: &Endpoints, inner_is_v6: bool, inner_len: usize, src_port: u16, dst_port: u16, f: &OuterFields) {
+pub fn emit_gue(
+    buf: &mut [u8],
+    outer: &Endpoints,
+    inner_is_v6: bool,
+    inner_len: usize,
+    src_port: u16,
+    dst_port: u16,
+    f: &OuterFields,
+) {
     let ip_len = outer.ip_header_len();
     let udp_len = udp::HEADER_LEN + GUE_HEADER_LEN + inner_len;
     emit_outer_ip(buf, outer, ip_proto::UDP, udp_len, f);
@@ -119,7 +127,10 @@ mod tests {
         let outer = Endpoints::V4 { src: [10, 1, 0, 1], dst: [10, 1, 0, 2] };
         emit_ipip(&mut buf, &outer, false, 28, &F);
         let p = ipv4::Packet::new_checked(&buf[..]).unwrap();
-        assert_eq!((p.protocol(), p.total_len(), p.ident(), p.src(), p.dst()), (4, 48, 0x1234, [10, 1, 0, 1], [10, 1, 0, 2]));
+        assert_eq!(
+            (p.protocol(), p.total_len(), p.ident(), p.src(), p.dst()),
+            (4, 48, 0x1234, [10, 1, 0, 1], [10, 1, 0, 2])
+        );
         assert!(p.verify_checksum() && p.dont_frag());
     }
 

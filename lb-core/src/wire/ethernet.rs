@@ -126,7 +126,8 @@ impl<T: AsRef<[u8]>> Frame<T> {
     pub fn tag_count(&self) -> usize {
         let b = self.buffer.as_ref();
         let mut n = 0;
-        while n < MAX_TAGS && matches!(get_u16(b, field::TYPE + n * field::TAG_LEN), EtherType::VLAN | EtherType::QINQ) {
+        while n < MAX_TAGS && matches!(get_u16(b, field::TYPE + n * field::TAG_LEN), EtherType::VLAN | EtherType::QINQ)
+        {
             n += 1;
         }
         n
@@ -195,9 +196,7 @@ pub fn emit(buf: &mut [u8], dst: MacAddr, src: MacAddr, ethertype: u16) {
 mod tests {
     use super::*;
 
-    const TAGGED: [u8; 20] = [
-        0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x81, 0x00, 0x20, 0x64, 0x08, 0x00, 0x45, 0x00,
-    ];
+    const TAGGED: [u8; 20] = [0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x81, 0x00, 0x20, 0x64, 0x08, 0x00, 0x45, 0x00];
 
     #[test]
     fn reads_every_field_of_a_tagged_frame() {

@@ -230,8 +230,8 @@ mod tests {
     // 10.0.0.1 -> 10.0.0.2, TCP, ttl 64, id 0x1c46, DF, with one 4-byte NOP/EOL option.
     fn sample() -> Vec<u8> {
         let mut p = vec![
-            0x46, 0x10, 0x00, 0x1c, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, 10, 0, 0, 1, 10, 0, 0, 2, 1, 1, 1, 0,
-            0xde, 0xad, 0xbe, 0xef,
+            0x46, 0x10, 0x00, 0x1c, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, 10, 0, 0, 1, 10, 0, 0, 2, 1, 1, 1,
+            0, 0xde, 0xad, 0xbe, 0xef,
         ];
         let c = checksum::checksum(&p[..24]);
         p[10..12].copy_from_slice(&c.to_be_bytes());
@@ -261,7 +261,19 @@ mod tests {
     #[test]
     fn emit_and_setters_write_every_field() {
         let mut buf = [0xa5u8; 28];
-        emit(&mut buf, &Repr { src: [10, 0, 0, 1], dst: [10, 0, 0, 2], protocol: 17, payload_len: 8, ttl: 64, dscp_ecn: 0, ident: 7, dont_frag: true });
+        emit(
+            &mut buf,
+            &Repr {
+                src: [10, 0, 0, 1],
+                dst: [10, 0, 0, 2],
+                protocol: 17,
+                payload_len: 8,
+                ttl: 64,
+                dscp_ecn: 0,
+                ident: 7,
+                dont_frag: true,
+            },
+        );
         let p = Packet::new_checked(&buf[..]).unwrap();
         assert_eq!((p.total_len(), p.ident(), p.ttl(), p.protocol()), (28, 7, 64, 17));
         assert!(p.verify_checksum() && p.dont_frag());

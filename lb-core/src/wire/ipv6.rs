@@ -216,7 +216,18 @@ mod tests {
 
     fn with_payload(next: u8, payload: &[u8]) -> Vec<u8> {
         let mut b = vec![0u8; HEADER_LEN];
-        emit(&mut b, &Repr { src: SRC, dst: DST, next_header: next, payload_len: payload.len() as u16, hop_limit: 64, traffic_class: 0xb8, flow_label: 0x12345 });
+        emit(
+            &mut b,
+            &Repr {
+                src: SRC,
+                dst: DST,
+                next_header: next,
+                payload_len: u16::try_from(payload.len()).unwrap(),
+                hop_limit: 64,
+                traffic_class: 0xb8,
+                flow_label: 0x12345,
+            },
+        );
         b.extend_from_slice(payload);
         b
     }
@@ -259,7 +270,10 @@ mod tests {
         v4[0] = 0x45;
         assert_eq!(Packet::new_checked(&v4[..]).unwrap_err(), Error::Malformed);
         // Hop-by-hop after a destination-options header.
-        let late_hbh = with_payload(ip_proto::IPV6_OPTS, &[ip_proto::HOPOPT, 0, 0, 0, 0, 0, 0, 0, ip_proto::TCP, 0, 0, 0, 0, 0, 0, 0]);
+        let late_hbh = with_payload(
+            ip_proto::IPV6_OPTS,
+            &[ip_proto::HOPOPT, 0, 0, 0, 0, 0, 0, 0, ip_proto::TCP, 0, 0, 0, 0, 0, 0, 0],
+        );
         assert_eq!(Packet::new_checked(&late_hbh[..]).unwrap().upper_layer().unwrap_err(), Error::Malformed);
         // An options header that claims more than the payload holds.
         let long = with_payload(ip_proto::IPV6_OPTS, &[ip_proto::TCP, 3, 0, 0, 0, 0, 0, 0]);

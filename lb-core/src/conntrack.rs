@@ -1,0 +1,720 @@
+//! Per-worker connection tracking with a fixed capacity allocated at start.
+//!
+//! A connection is one slab entry reachable from up to two keys, like IPVS: the original
+//! direction (client -> VIP) and, for `nat`/`fnat`, the reply direction (backend -> client or
+//! local address). The index is open addressing with linear probing and backward-shift deletion
+//! (no tombstones), sized to at most 50% load, so it never grows or rehashes on the packet path.
+//!
+//! TCP follows IPVS's state machine and default timeouts; UDP has one timeout. Expiry is
+//! amortised: `expire` visits a bounded number of entries per call, and lookups treat an
+//! expired entry as absent. Embryonic connections (no handshake completed) are capped, and
+//! nothing ever evicts a live entry, so a SYN flood cannot push out established connections:
+//! once the cap or the capacity is reached, new flows get a stateless decision instead.
+
+use crate::flow::{FlowKey, fast_hash};
+use crate::service::Mode;
+use serde::{Deserialize, Serialize};
+
+/// IPVS's TCP connection states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(u8)]
+pub enum TcpState {
+    #[default]
+    None = 0,
+    Established,
+    SynSent,
+    SynRecv,
+    FinWait,
+    TimeWait,
+    Close,
+    CloseWait,
+    LastAck,
+    Listen,
+    SynAck,
+}
+
+impl TcpState {
+    /// Upper-case name as `ipvsadm -Lnc` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpState::None => "NONE",
+            TcpState::Established => "ESTABLISHED",
+            TcpState::SynSent => "SYN_SENT",
+            TcpState::SynRecv => "SYN_RECV",
+            TcpState::FinWait => "FIN_WAIT",
+            TcpState::TimeWait => "TIME_WAIT",
+            TcpState::Close => "CLOSE",
+            TcpState::CloseWait => "CLOSE_WAIT",
+            TcpState::LastAck => "LAST_ACK",
+            TcpState::Listen => "LISTEN",
+            TcpState::SynAck => "SYNACK",
+        }
+    }
+
+    /// True before the three-way handshake completed.
+    pub fn is_embryonic(self) -> bool {
+        matches!(self, TcpState::None | TcpState::SynSent | TcpState::SynRecv | TcpState::SynAck)
+    }
+}
+
+/// Which way a packet travels, for the state table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// Client to service (looked up by the original key).
+    Orig,
+    /// Backend to client, through the LB (nat and fnat only).
+    Reply,
+}
+
+/// The TCP event a segment carries, in IPVS's priority order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpEvent {
+    Syn = 0,
+    Fin = 1,
+    Ack = 2,
+    Rst = 3,
+}
+
+impl TcpEvent {
+    /// Classifies TCP flags; `None` for a segment with none of SYN, FIN, ACK, RST.
+    pub fn from_flags(flags: u8) -> Option<TcpEvent> {
+        use crate::wire::tcp::flags as f;
+        if flags & f::RST != 0 {
+            Some(TcpEvent::Rst)
+        } else if flags & f::SYN != 0 {
+            Some(TcpEvent::Syn)
+        } else if flags & f::FIN != 0 {
+            Some(TcpEvent::Fin)
+        } else if flags & f::ACK != 0 {
+            Some(TcpEvent::Ack)
+        } else {
+            None
+        }
+    }
+}
+
+use TcpState as S;
+type Row = [TcpState; 11];
+// Columns: None, Established, SynSent, SynRecv, FinWait, TimeWait, Close, CloseWait, LastAck, Listen, SynAck.
+const INPUT: [Row; 4] = [
+    [
+        S::SynRecv,
+        S::Established,
+        S::Established,
+        S::SynRecv,
+        S::SynRecv,
+        S::SynRecv,
+        S::SynRecv,
+        S::SynRecv,
+        S::SynRecv,
+        S::SynRecv,
+        S::SynRecv,
+    ],
+    [
+        S::Close,
+        S::CloseWait,
+        S::SynSent,
+        S::TimeWait,
+        S::TimeWait,
+        S::TimeWait,
+        S::Close,
+        S::CloseWait,
+        S::LastAck,
+        S::Listen,
+        S::TimeWait,
+    ],
+    [
+        S::Established,
+        S::Established,
+        S::SynSent,
+        S::Established,
+        S::FinWait,
+        S::TimeWait,
+        S::Close,
+        S::CloseWait,
+        S::Close,
+        S::Listen,
+        S::Established,
+    ],
+    [
+        S::Close,
+        S::Close,
+        S::Close,
+        S::SynRecv,
+        S::Close,
+        S::Close,
+        S::Close,
+        S::Close,
+        S::LastAck,
+        S::Listen,
+        S::SynRecv,
+    ],
+];
+const OUTPUT: [Row; 4] = [
+    [
+        S::SynSent,
+        S::Established,
+        S::SynSent,
+        S::SynRecv,
+        S::SynSent,
+        S::SynSent,
+        S::SynSent,
+        S::SynSent,
+        S::SynSent,
+        S::Listen,
+        S::SynRecv,
+    ],
+    [
+        S::TimeWait,
+        S::FinWait,
+        S::SynSent,
+        S::TimeWait,
+        S::FinWait,
+        S::TimeWait,
+        S::Close,
+        S::TimeWait,
+        S::LastAck,
+        S::Listen,
+        S::TimeWait,
+    ],
+    [
+        S::Established,
+        S::Established,
+        S::SynSent,
+        S::Established,
+        S::FinWait,
+        S::TimeWait,
+        S::Close,
+        S::CloseWait,
+        S::LastAck,
+        S::Established,
+        S::Established,
+    ],
+    [S::Close, S::Close, S::SynSent, S::Close, S::Close, S::TimeWait, S::Close, S::Close, S::Close, S::Close, S::Close],
+];
+const INPUT_ONLY: [Row; 4] = [
+    [
+        S::SynRecv,
+        S::Established,
+        S::Established,
+        S::SynRecv,
+        S::SynRecv,
+        S::SynRecv,
+        S::SynRecv,
+        S::SynRecv,
+        S::SynRecv,
+        S::SynRecv,
+        S::SynRecv,
+    ],
+    [
+        S::Close,
+        S::FinWait,
+        S::SynSent,
+        S::TimeWait,
+        S::FinWait,
+        S::TimeWait,
+        S::Close,
+        S::CloseWait,
+        S::LastAck,
+        S::Listen,
+        S::TimeWait,
+    ],
+    [
+        S::Established,
+        S::Established,
+        S::SynSent,
+        S::Established,
+        S::FinWait,
+        S::TimeWait,
+        S::Close,
+        S::CloseWait,
+        S::Close,
+        S::Listen,
+        S::Established,
+    ],
+    [S::Close, S::Close, S::Close, S::SynRecv, S::Close, S::Close, S::Close, S::Close, S::LastAck, S::Listen, S::Close],
+];
+
+/// IPVS's TCP transition: the state after `event` travelling `dir` on a connection in `mode`.
+pub fn tcp_transition(state: TcpState, event: TcpEvent, dir: Dir, mode: Mode) -> TcpState {
+    let table = match (dir, mode.sees_replies()) {
+        (Dir::Reply, _) => &OUTPUT,
+        (Dir::Orig, true) => &INPUT,
+        (Dir::Orig, false) => &INPUT_ONLY,
+    };
+    table[event as usize][state as usize]
+}
+
+/// Idle timeouts in seconds; the defaults are IPVS's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timeouts {
+    pub tcp_established: u32,
+    pub tcp_syn_sent: u32,
+    pub tcp_syn_recv: u32,
+    pub tcp_fin_wait: u32,
+    pub tcp_time_wait: u32,
+    pub tcp_close: u32,
+    pub tcp_close_wait: u32,
+    pub tcp_last_ack: u32,
+    pub tcp_listen: u32,
+    pub tcp_synack: u32,
+    pub tcp_none: u32,
+    pub udp: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tcp_established: 900,
+            tcp_syn_sent: 120,
+            tcp_syn_recv: 60,
+            tcp_fin_wait: 120,
+            tcp_time_wait: 120,
+            tcp_close: 10,
+            tcp_close_wait: 60,
+            tcp_last_ack: 30,
+            tcp_listen: 120,
+            tcp_synack: 120,
+            tcp_none: 2,
+            udp: 300,
+        }
+    }
+}
+
+impl Timeouts {
+    /// Timeout for a TCP state, in seconds.
+    pub fn tcp(&self, s: TcpState) -> u32 {
+        match s {
+            S::None => self.tcp_none,
+            S::Established => self.tcp_established,
+            S::SynSent => self.tcp_syn_sent,
+            S::SynRecv => self.tcp_syn_recv,
+            S::FinWait => self.tcp_fin_wait,
+            S::TimeWait => self.tcp_time_wait,
+            S::Close => self.tcp_close,
+            S::CloseWait => self.tcp_close_wait,
+            S::LastAck => self.tcp_last_ack,
+            S::Listen => self.tcp_listen,
+            S::SynAck => self.tcp_synack,
+        }
+    }
+
+    /// Checks that every timeout is non-zero, naming the first that is not.
+    pub fn validate(&self) -> Result<(), String> {
+        let named = [
+            ("tcp_established", self.tcp_established),
+            ("tcp_fin_wait", self.tcp_fin_wait),
+            ("tcp_syn_recv", self.tcp_syn_recv),
+            ("udp", self.udp),
+        ];
+        match named.iter().find(|(_, v)| *v == 0) {
+            Some((name, _)) => Err(format!("timeouts.{name} must be at least 1 second")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Index of a connection in its worker's table.
+pub type ConnId = u32;
+
+/// One tracked connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Conn {
+    /// Client -> VIP, as received.
+    pub orig: FlowKey,
+    /// Backend -> client (nat) or backend -> local address (fnat); for dr/tun/gue, the
+    /// backend's address and port with no reply index.
+    pub reply: FlowKey,
+    pub backend_id: u32,
+    pub service_id: u32,
+    pub mode: Mode,
+    pub state: TcpState,
+    /// Whether `reply` is in the index.
+    pub reply_indexed: bool,
+    pub live: bool,
+    /// GUE destination port of the backend (gue mode).
+    pub tunnel_port: u16,
+    /// Expiry time in milliseconds of the caller's clock.
+    pub expires_ms: u64,
+}
+
+impl Conn {
+    /// True for a TCP connection that has not completed its handshake.
+    pub fn is_embryonic(&self) -> bool {
+        self.orig.proto == crate::wire::ip_proto::TCP && self.state.is_embryonic()
+    }
+}
+
+/// Why a connection was not inserted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertError {
+    /// Every entry is in use.
+    Full,
+    /// The cap on embryonic connections is reached.
+    EmbryonicLimit,
+    /// The original (or reply) key is already tracked.
+    Exists,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    /// Low 32 bits of the key's hash (home position and a cheap pre-compare).
+    hash: u32,
+    /// Entry index << 1 | (1 for the reply key); `EMPTY` when free.
+    entry: u32,
+}
+
+const EMPTY: u32 = u32::MAX;
+const FREE_SLOT: Slot = Slot { hash: 0, entry: EMPTY };
+const HASH_SEED: u64 = 0x243f_6a88_85a3_08d3;
+
+/// A fixed-capacity connection table owned by one worker.
+pub struct ConnTable {
+    entries: Vec<Conn>,
+    free: Vec<ConnId>,
+    index: Vec<Slot>,
+    mask: usize,
+    embryonic: usize,
+    embryonic_limit: usize,
+    sweep_cursor: usize,
+}
+
+impl ConnTable {
+    /// Allocates room for `capacity` connections, of which at most `embryonic_limit` may be
+    /// embryonic at once.
+    pub fn new(capacity: usize, embryonic_limit: usize) -> Self {
+        let capacity = capacity.clamp(1, (EMPTY >> 2) as usize);
+        let slots = (capacity * 4).next_power_of_two();
+        let mut free: Vec<ConnId> = (0..capacity).map(|i| u32::try_from(i).unwrap_or(0)).collect();
+        free.reverse();
+        ConnTable {
+            entries: vec![Conn::default(); capacity],
+            free,
+            index: vec![FREE_SLOT; slots],
+            mask: slots - 1,
+            embryonic: 0,
+            embryonic_limit: embryonic_limit.min(capacity),
+            sweep_cursor: 0,
+        }
+    }
+
+    /// Maximum number of connections.
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Connections tracked now (including expired ones not yet swept).
+    pub fn len(&self) -> usize {
+        self.entries.len() - self.free.len()
+    }
+
+    /// True when no connection is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Embryonic connections tracked now.
+    pub fn embryonic(&self) -> usize {
+        self.embryonic
+    }
+
+    #[inline]
+    fn hash(key: &FlowKey) -> u32 {
+        // The low half of the 64-bit hash is what the index uses.
+        #[allow(clippy::cast_possible_truncation)]
+        let low = fast_hash(key, HASH_SEED) as u32;
+        low
+    }
+
+    /// Finds the connection a key belongs to and the direction the key names.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey) -> Option<(ConnId, Dir)> {
+        let h = Self::hash(key);
+        let mut i = h as usize & self.mask;
+        loop {
+            let s = self.index[i];
+            if s.entry == EMPTY {
+                return None;
+            }
+            if s.hash == h {
+                let c = &self.entries[(s.entry >> 1) as usize];
+                let reply = s.entry & 1 == 1;
+                if (if reply { &c.reply } else { &c.orig }) == key {
+                    return Some((s.entry >> 1, if reply { Dir::Reply } else { Dir::Orig }));
+                }
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// The connection with this id.
+    pub fn get(&self, id: ConnId) -> &Conn {
+        &self.entries[id as usize]
+    }
+
+    /// Mutable access to a connection. Keys must not be changed through it.
+    pub fn get_mut(&mut self, id: ConnId) -> &mut Conn {
+        &mut self.entries[id as usize]
+    }
+
+    /// Tracks a new connection; indexes its reply key too when `conn.reply_indexed`.
+    pub fn insert(&mut self, mut conn: Conn) -> Result<ConnId, InsertError> {
+        if conn.is_embryonic() && self.embryonic >= self.embryonic_limit {
+            return Err(InsertError::EmbryonicLimit);
+        }
+        if self.lookup(&conn.orig).is_some() || (conn.reply_indexed && self.lookup(&conn.reply).is_some()) {
+            return Err(InsertError::Exists);
+        }
+        let id = self.free.pop().ok_or(InsertError::Full)?;
+        conn.live = true;
+        if conn.is_embryonic() {
+            self.embryonic += 1;
+        }
+        let (orig, reply, indexed) = (conn.orig, conn.reply, conn.reply_indexed);
+        self.entries[id as usize] = conn;
+        self.index_insert(&orig, id << 1);
+        if indexed {
+            self.index_insert(&reply, (id << 1) | 1);
+        }
+        Ok(id)
+    }
+
+    fn index_insert(&mut self, key: &FlowKey, entry: u32) {
+        let h = Self::hash(key);
+        let mut i = h as usize & self.mask;
+        // Load is at most 50%, so a free slot is always near.
+        while self.index[i].entry != EMPTY {
+            i = (i + 1) & self.mask;
+        }
+        self.index[i] = Slot { hash: h, entry };
+    }
+
+    fn index_remove(&mut self, entry: u32) {
+        let c = &self.entries[(entry >> 1) as usize];
+        let key = if entry & 1 == 1 { c.reply } else { c.orig };
+        let mut i = Self::hash(&key) as usize & self.mask;
+        while self.index[i].entry != entry {
+            if self.index[i].entry == EMPTY {
+                return;
+            }
+            i = (i + 1) & self.mask;
+        }
+        // Backward-shift deletion: pull later members of the probe run into the hole.
+        let mut hole = i;
+        let mut j = i;
+        loop {
+            j = (j + 1) & self.mask;
+            let s = self.index[j];
+            if s.entry == EMPTY {
+                break;
+            }
+            let home = s.hash as usize & self.mask;
+            let dist_home = j.wrapping_sub(home) & self.mask;
+            let dist_hole = j.wrapping_sub(hole) & self.mask;
+            if dist_home >= dist_hole {
+                self.index[hole] = s;
+                hole = j;
+            }
+        }
+        self.index[hole] = FREE_SLOT;
+    }
+
+    /// Changes a connection's TCP state, keeping the embryonic count right.
+    pub fn set_state(&mut self, id: ConnId, state: TcpState) {
+        let c = &mut self.entries[id as usize];
+        let was = c.is_embryonic();
+        c.state = state;
+        let is = c.is_embryonic();
+        match (was, is) {
+            (true, false) => self.embryonic -= 1,
+            (false, true) => self.embryonic += 1,
+            _ => {}
+        }
+    }
+
+    /// Forgets a connection; returns it.
+    pub fn remove(&mut self, id: ConnId) -> Conn {
+        let c = self.entries[id as usize];
+        if !c.live {
+            return c;
+        }
+        self.index_remove(id << 1);
+        if c.reply_indexed {
+            self.index_remove((id << 1) | 1);
+        }
+        if c.is_embryonic() {
+            self.embryonic -= 1;
+        }
+        self.entries[id as usize].live = false;
+        self.free.push(id);
+        c
+    }
+
+    /// Visits up to `budget` entries from where the last call stopped and removes those expired
+    /// at `now_ms`, handing each to `on_expired`. Returns how many were removed.
+    pub fn expire(&mut self, now_ms: u64, budget: usize, mut on_expired: impl FnMut(&Conn)) -> usize {
+        let n = self.entries.len();
+        let mut removed = 0;
+        for _ in 0..budget.min(n) {
+            let id = self.sweep_cursor;
+            self.sweep_cursor = if id + 1 == n { 0 } else { id + 1 };
+            let c = &self.entries[id];
+            if c.live && c.expires_ms <= now_ms {
+                let c = self.remove(u32::try_from(id).unwrap_or(0));
+                on_expired(&c);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Live connections, for the control plane's listing (not for the packet path).
+    pub fn iter(&self) -> impl Iterator<Item = &Conn> {
+        self.entries.iter().filter(|c| c.live)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ip_proto;
+
+    fn conn(i: u32, state: TcpState) -> Conn {
+        let client = FlowKey::v4(i.to_be_bytes(), [10, 0, 0, 100], 40000, 80, ip_proto::TCP);
+        let reply = FlowKey::v4([10, 1, 0, 1], i.to_be_bytes(), 8080, 40000, ip_proto::TCP);
+        Conn {
+            orig: client,
+            reply,
+            reply_indexed: true,
+            state,
+            mode: Mode::Nat,
+            expires_ms: 1000,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ipvs_handshake_and_close_for_nat() {
+        let m = Mode::Nat;
+        let s = tcp_transition(S::None, TcpEvent::Syn, Dir::Orig, m);
+        assert_eq!(s, S::SynRecv);
+        let s = tcp_transition(s, TcpEvent::Syn, Dir::Reply, m); // SYN-ACK from the backend
+        assert_eq!(s, S::SynRecv);
+        let s = tcp_transition(s, TcpEvent::Ack, Dir::Orig, m);
+        assert_eq!(s, S::Established);
+        let s = tcp_transition(s, TcpEvent::Fin, Dir::Orig, m);
+        assert_eq!(s, S::CloseWait);
+        let s = tcp_transition(s, TcpEvent::Fin, Dir::Reply, m);
+        assert_eq!(s, S::TimeWait);
+        assert_eq!(tcp_transition(S::Established, TcpEvent::Rst, Dir::Reply, m), S::Close);
+    }
+
+    #[test]
+    fn input_only_modes_use_their_own_table() {
+        // DR sees only the client: a FIN from an established client means FIN_WAIT, not CLOSE_WAIT.
+        assert_eq!(tcp_transition(S::Established, TcpEvent::Fin, Dir::Orig, Mode::Dr), S::FinWait);
+        assert_eq!(tcp_transition(S::Established, TcpEvent::Fin, Dir::Orig, Mode::Nat), S::CloseWait);
+    }
+
+    #[test]
+    fn classifies_flags_in_ipvs_order() {
+        use crate::wire::tcp::flags as f;
+        assert_eq!(TcpEvent::from_flags(f::SYN | f::ACK), Some(TcpEvent::Syn));
+        assert_eq!(TcpEvent::from_flags(f::FIN | f::ACK), Some(TcpEvent::Fin));
+        assert_eq!(TcpEvent::from_flags(f::RST | f::ACK), Some(TcpEvent::Rst));
+        assert_eq!(TcpEvent::from_flags(f::ACK | f::PSH), Some(TcpEvent::Ack));
+        assert_eq!(TcpEvent::from_flags(f::PSH), None);
+    }
+
+    #[test]
+    fn finds_both_directions_and_forgets_on_remove() {
+        let mut t = ConnTable::new(16, 16);
+        let c = conn(7, S::Established);
+        let id = t.insert(c).unwrap();
+        assert_eq!(t.lookup(&c.orig), Some((id, Dir::Orig)));
+        assert_eq!(t.lookup(&c.reply), Some((id, Dir::Reply)));
+        assert_eq!(t.insert(c), Err(InsertError::Exists));
+        t.remove(id);
+        assert_eq!(t.lookup(&c.orig), None);
+        assert_eq!(t.lookup(&c.reply), None);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn full_table_refuses_without_evicting() {
+        let mut t = ConnTable::new(4, 4);
+        for i in 0..4 {
+            t.insert(conn(i, S::Established)).unwrap();
+        }
+        assert_eq!(t.insert(conn(99, S::Established)), Err(InsertError::Full));
+        for i in 0..4 {
+            assert!(t.lookup(&conn(i, S::Established).orig).is_some());
+        }
+    }
+
+    #[test]
+    fn syn_flood_cannot_displace_established() {
+        let mut t = ConnTable::new(100, 50);
+        for i in 0..40 {
+            t.insert(conn(i, S::Established)).unwrap();
+        }
+        let mut refused = 0;
+        for i in 1000..2000 {
+            if t.insert(conn(i, S::SynRecv)) == Err(InsertError::EmbryonicLimit) {
+                refused += 1;
+            }
+        }
+        assert_eq!((t.embryonic(), refused), (50, 950));
+        // Established ones are all still there, and a new established flow still fits.
+        assert!((0..40).all(|i| t.lookup(&conn(i, S::Established).orig).is_some()));
+        assert!(t.insert(conn(5000, S::Established)).is_ok());
+        // Completing a handshake frees an embryonic place.
+        let (id, _) = t.lookup(&conn(1000, S::SynRecv).orig).unwrap();
+        t.set_state(id, S::Established);
+        assert_eq!(t.embryonic(), 49);
+    }
+
+    #[test]
+    fn bounded_sweep_expires_everything_eventually() {
+        let mut t = ConnTable::new(64, 64);
+        for i in 0..64 {
+            let mut c = conn(i, S::Established);
+            c.expires_ms = if i % 2 == 0 { 10 } else { 10_000 };
+            t.insert(c).unwrap();
+        }
+        let mut seen = 0;
+        assert!(t.expire(100, 10, |_| seen += 1) <= 10);
+        while t.expire(100, 10, |_| seen += 1) > 0 {}
+        // One more lap so the cursor passes every entry.
+        for _ in 0..7 {
+            t.expire(100, 10, |_| seen += 1);
+        }
+        assert_eq!((seen, t.len()), (32, 32));
+        assert!((0..64).all(|i| t.lookup(&conn(i, S::Established).orig).is_some() == (i % 2 == 1)));
+    }
+
+    #[test]
+    fn churn_keeps_the_index_consistent() {
+        // Insert and remove in an interleaved order to exercise backward-shift deletion.
+        let mut t = ConnTable::new(256, 256);
+        let mut ids = std::collections::HashMap::new();
+        for round in 0..20u32 {
+            for i in 0..200u32 {
+                let k = round * 1000 + i;
+                if let Ok(id) = t.insert(conn(k, S::Established)) {
+                    ids.insert(k, id);
+                }
+            }
+            let keys: Vec<u32> = ids.keys().copied().filter(|k| k % 3 != round % 3).collect();
+            for k in keys {
+                t.remove(ids.remove(&k).unwrap());
+            }
+            for (k, id) in &ids {
+                assert_eq!(t.lookup(&conn(*k, S::Established).orig), Some((*id, Dir::Orig)));
+                assert_eq!(t.lookup(&conn(*k, S::Established).reply), Some((*id, Dir::Reply)));
+            }
+            assert_eq!(t.len(), ids.len());
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The network the LB sits on: its ports (MAC, addresses, MTU, gateways), the local addresses
+//! full-NAT translates to, and static neighbours. Ports are numbered by their position, which is
+//! the DPDK port id lbd gives them. Routing is a longest-prefix match over the ports' connected
+//! prefixes, then the family's gateway: an LB has a handful of interfaces, not a routing table.
+
+use crate::flow::{from_ip, widen};
+use crate::service::ModelError;
+use crate::wire::MacAddr;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+fn default_mtu() -> u16 {
+    1500
+}
+
+/// An interface as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceModel {
+    pub name: String,
+    /// Addresses with prefix length, such as "10.0.0.1/24" or "2001:db8::1/64".
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<IpAddr>,
+}
+
+/// A neighbour entry that never expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticNeighbour {
+    pub address: IpAddr,
+    pub mac: String,
+    pub interface: String,
+}
+
+/// The network as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkModel {
+    #[serde(default, rename = "interface")]
+    pub interfaces: Vec<InterfaceModel>,
+    /// Source addresses for full-NAT (also answered to ARP/ND and ping).
+    #[serde(default)]
+    pub local_addresses: Vec<IpAddr>,
+    #[serde(default, rename = "neighbour")]
+    pub neighbours: Vec<StaticNeighbour>,
+}
+
+/// An address with its prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prefix {
+    pub addr: [u8; 16],
+    pub v6: bool,
+    pub len: u8,
+}
+
+impl Prefix {
+    /// Parses "addr/len".
+    pub fn parse(s: &str) -> Result<Prefix, String> {
+        let (a, l) = s.split_once('/').ok_or_else(|| format!("'{s}' needs a prefix length, as in 10.0.0.1/24"))?;
+        let ip: IpAddr = a.parse().map_err(|_| format!("'{a}' is not an IP address"))?;
+        let len: u8 = l.parse().map_err(|_| format!("'{l}' is not a prefix length"))?;
+        let (addr, v6) = from_ip(ip);
+        if len > if v6 { 128 } else { 32 } {
+            return Err(format!("prefix length {len} is too long for {ip}"));
+        }
+        Ok(Prefix { addr, v6, len })
+    }
+
+    /// True when `addr` is inside this prefix.
+    #[inline]
+    pub fn contains(&self, addr: &[u8; 16], v6: bool) -> bool {
+        if v6 != self.v6 {
+            return false;
+        }
+        let full = usize::from(self.len / 8);
+        if self.addr[..full] != addr[..full] {
+            return false;
+        }
+        let rem = self.len % 8;
+        rem == 0 || {
+            let mask = 0xffu8 << (8 - rem);
+            self.addr[full] & mask == addr[full] & mask
+        }
+    }
+}
+
+/// A port of the LB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    pub name: String,
+    pub mac: MacAddr,
+    pub mtu: u16,
+    pub prefixes: Vec<Prefix>,
+    pub gateway4: Option<[u8; 16]>,
+    pub gateway6: Option<[u8; 16]>,
+}
+
+/// The built network.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Network {
+    pub ports: Vec<Port>,
+    pub local4: Vec<[u8; 16]>,
+    pub local6: Vec<[u8; 16]>,
+    pub static_neighbours: Vec<([u8; 16], bool, MacAddr, u16)>,
+}
+
+impl Network {
+    /// Builds the network from its model and the MAC address of each port (in model order).
+    pub fn build(model: &NetworkModel, macs: &[MacAddr]) -> Result<Network, ModelError> {
+        let mut ports = Vec::with_capacity(model.interfaces.len());
+        for (i, im) in model.interfaces.iter().enumerate() {
+            let at = |f: &str| format!("network.interface[{i}] ({}).{f}", im.name);
+            if ports.iter().any(|p: &Port| p.name == im.name) {
+                return Err(ModelError(format!("{}: duplicate interface name", at("name"))));
+            }
+            if im.mtu < 576 {
+                return Err(ModelError(format!("{}: {} is below the IPv4 minimum of 576", at("mtu"), im.mtu)));
+            }
+            let mut prefixes = Vec::new();
+            for a in &im.addresses {
+                prefixes.push(Prefix::parse(a).map_err(|e| ModelError(format!("{}: {e}", at("addresses"))))?);
+            }
+            let gw = |g: Option<IpAddr>, v6: bool, f: &str| -> Result<Option<[u8; 16]>, ModelError> {
+                match g.map(from_ip) {
+                    Some((_, fam)) if fam != v6 => Err(ModelError(format!("{}: wrong address family", at(f)))),
+                    Some((a, _)) => Ok(Some(a)),
+                    None => Ok(None),
+                }
+            };
+            let mac = macs.get(i).copied().ok_or_else(|| ModelError(format!("{}: no such port", at("name"))))?;
+            ports.push(Port {
+                name: im.name.clone(),
+                mac,
+                mtu: im.mtu,
+                prefixes,
+                gateway4: gw(im.gateway, false, "gateway")?,
+                gateway6: gw(im.gateway6, true, "gateway6")?,
+            });
+        }
+        let mut net = Network { ports, ..Default::default() };
+        for a in &model.local_addresses {
+            match from_ip(*a) {
+                (b, true) => net.local6.push(b),
+                (b, false) => net.local4.push(b),
+            }
+        }
+        for (i, n) in model.neighbours.iter().enumerate() {
+            let at = format!("network.neighbour[{i}] ({})", n.address);
+            let mac: MacAddr = n.mac.parse().map_err(|e| ModelError(format!("{at}.mac: {e}")))?;
+            let port = net
+                .ports
+                .iter()
+                .position(|p| p.name == n.interface)
+                .ok_or_else(|| ModelError(format!("{at}.interface: no interface named '{}'", n.interface)))?;
+            let (addr, v6) = from_ip(n.address);
+            net.static_neighbours.push((addr, v6, mac, u16::try_from(port).unwrap_or(0)));
+        }
+        Ok(net)
+    }
+
+    /// A one-port IPv4 network, for tests and examples.
+    pub fn single(mac: MacAddr, address: [u8; 4], prefix_len: u8) -> Network {
+        Network {
+            ports: vec![Port {
+                name: "p0".into(),
+                mac,
+                mtu: 1500,
+                prefixes: vec![Prefix { addr: widen(address), v6: false, len: prefix_len }],
+                gateway4: None,
+                gateway6: None,
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// Full-NAT source addresses of a family.
+    pub fn local_addresses(&self, v6: bool) -> &[[u8; 16]] {
+        if v6 { &self.local6 } else { &self.local4 }
+    }
+
+    /// True for an address of the LB itself (interface or full-NAT local address).
+    #[inline]
+    pub fn is_own(&self, addr: &[u8; 16], v6: bool) -> bool {
+        self.local_addresses(v6).contains(addr)
+            || self.ports.iter().any(|p| p.prefixes.iter().any(|x| x.v6 == v6 && &x.addr == addr))
+    }
+
+    /// The LB's first address of a family on a port (source of ARP/ND requests and tunnels).
+    #[inline]
+    pub fn address_on(&self, port: u16, v6: bool) -> Option<[u8; 16]> {
+        self.ports.get(usize::from(port))?.prefixes.iter().find(|p| p.v6 == v6).map(|p| p.addr)
+    }
+
+    /// True when `addr` is on a connected prefix of `port`.
+    pub fn on_link(&self, port: u16, addr: &[u8; 16], v6: bool) -> bool {
+        self.ports.get(usize::from(port)).is_some_and(|p| p.prefixes.iter().any(|x| x.contains(addr, v6)))
+    }
+
+    /// Egress port and next hop for a destination: the longest connected prefix, else the
+    /// first port with a gateway of the family.
+    #[inline]
+    pub fn route(&self, dst: &[u8; 16], v6: bool) -> Option<(u16, [u8; 16])> {
+        let mut best: Option<(u16, u8)> = None;
+        for (i, p) in self.ports.iter().enumerate() {
+            for x in &p.prefixes {
+                if x.contains(dst, v6) && best.is_none_or(|(_, l)| x.len > l) {
+                    best = Some((u16::try_from(i).unwrap_or(0), x.len));
+                }
+            }
+        }
+        if let Some((port, _)) = best {
+            return Some((port, *dst));
+        }
+        self.ports.iter().enumerate().find_map(|(i, p)| {
+            let gw = if v6 { p.gateway6 } else { p.gateway4 };
+            gw.map(|g| (u16::try_from(i).unwrap_or(0), g))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net() -> Network {
+        let model: NetworkModel = toml::from_str(
+            r#"
+            local_addresses = ["10.1.0.254", "fd01::fe"]
+            [[interface]]
+            name = "client"
+            addresses = ["10.0.0.1/24", "fd00::1/64"]
+            gateway = "10.0.0.254"
+            [[interface]]
+            name = "backend"
+            addresses = ["10.1.0.1/16", "10.1.2.1/24"]
+            mtu = 9000
+            [[neighbour]]
+            address = "10.1.0.9"
+            mac = "02:00:00:00:01:09"
+            interface = "backend"
+            "#,
+        )
+        .unwrap();
+        Network::build(&model, &[MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2])]).unwrap()
+    }
+
+    #[test]
+    fn routes_by_longest_prefix_then_gateway() {
+        let n = net();
+        assert_eq!(n.route(&widen([10, 0, 0, 7]), false), Some((0, widen([10, 0, 0, 7]))));
+        assert_eq!(n.route(&widen([10, 1, 2, 7]), false), Some((1, widen([10, 1, 2, 7]))));
+        assert_eq!(n.route(&widen([192, 0, 2, 1]), false), Some((0, widen([10, 0, 0, 254]))));
+        assert_eq!(n.route(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], true), None);
+        assert!(n.is_own(&widen([10, 1, 0, 254]), false) && n.is_own(&widen([10, 0, 0, 1]), false));
+        assert!(!n.is_own(&widen([10, 0, 0, 2]), false));
+        assert_eq!(n.address_on(1, false), Some(widen([10, 1, 0, 1])));
+        assert_eq!(n.static_neighbours[0].3, 1);
+        assert_eq!(n.ports[1].mtu, 9000);
+    }
+
+    #[test]
+    fn prefix_matching_handles_partial_bytes() {
+        let p = Prefix::parse("10.1.128.0/17").unwrap();
+        assert!(p.contains(&widen([10, 1, 200, 1]), false));
+        assert!(!p.contains(&widen([10, 1, 127, 1]), false));
+        assert!(Prefix::parse("10.0.0.1").unwrap_err().contains("prefix length"));
+        assert!(Prefix::parse("10.0.0.1/33").unwrap_err().contains("too long"));
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let bad: NetworkModel = toml::from_str("[[interface]]\nname = \"a\"\naddresses = [\"10.0.0.1\"]\n").unwrap();
+        let err = Network::build(&bad, &[MacAddr::ZERO]).unwrap_err().0;
+        assert!(err.starts_with("network.interface[0] (a).addresses"), "{err}");
+        let missing: NetworkModel = toml::from_str("[[interface]]\nname = \"a\"\n").unwrap();
+        assert!(Network::build(&missing, &[]).unwrap_err().0.contains("no such port"));
+        let neigh: NetworkModel = toml::from_str(
+            "[[interface]]\nname = \"a\"\n[[neighbour]]\naddress = \"10.0.0.2\"\nmac = \"02:00\"\ninterface = \"a\"\n",
+        )
+        .unwrap();
+        assert!(Network::build(&neigh, &[MacAddr::ZERO]).unwrap_err().0.contains("neighbour[0] (10.0.0.2).mac"));
+    }
+}

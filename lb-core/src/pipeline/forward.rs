@@ -1,0 +1,440 @@
+//! TCP and UDP: connection lookup, scheduling of new flows, per-mode rewrite and delivery.
+
+use super::{DropReason, Frame, Verdict, Worker, l2, not_served};
+use crate::conntrack::{Conn, ConnId, Dir, InsertError, TcpEvent, TcpState, tcp_transition};
+use crate::flow::{FlowKey, fast_hash, hash_bytes, widen};
+use crate::frag::FragKey;
+use crate::rewrite::{Layout, Tunnel, decrement_ttl, encapsulate, make_too_big, translate, tunnel_overhead};
+use crate::sched::{self, Load};
+use crate::service::{Mode, Service, Table};
+use crate::wire::encap::{Endpoints, OuterFields};
+use crate::wire::{Error as WireError, get_array, get_u16, ip_proto, tcp, udp};
+
+/// What the IP layer found.
+pub(super) struct Ip {
+    pub l3: usize,
+    pub l4: usize,
+    pub v6: bool,
+    pub proto: u8,
+    /// IP header plus payload length.
+    pub total: usize,
+    pub dont_frag: bool,
+    /// The datagram's fragment key and whether this is its first fragment.
+    pub fragment: Option<(FragKey, bool)>,
+}
+
+fn is_active(c: &Conn) -> bool {
+    c.orig.proto != ip_proto::TCP || c.state == TcpState::Established
+}
+
+fn load_slot<'a>(load: &'a mut [Load], c: &Conn) -> Option<&'a mut Load> {
+    load.get_mut(c.backend_id as usize)
+}
+
+/// Removes a connection's weight from its backend's load (on expiry or removal).
+pub(super) fn unload(load: &mut [Load], c: &Conn) {
+    let active = is_active(c);
+    if let Some(l) = load_slot(load, c) {
+        if active {
+            l.active = l.active.saturating_sub(1);
+        } else {
+            l.inactive = l.inactive.saturating_sub(1);
+        }
+    }
+}
+
+fn add_load(load: &mut [Load], c: &Conn) {
+    let active = is_active(c);
+    if let Some(l) = load_slot(load, c) {
+        if active {
+            l.active += 1;
+        } else {
+            l.inactive += 1;
+        }
+    }
+}
+
+fn timeout_ms(w: &Worker, c: &Conn) -> u64 {
+    let secs = if c.orig.proto == ip_proto::TCP { w.timeouts.tcp(c.state) } else { w.timeouts.udp };
+    u64::from(secs) * 1000
+}
+
+/// Handles a TCP or UDP packet (or a fragment of one).
+pub(super) fn transport(w: &mut Worker, t: &Table, f: &mut impl Frame, ip: &Ip, now_ms: u64) -> Verdict {
+    let d = f.data();
+    let l4_present = ip.fragment.is_none_or(|(_, first)| first);
+    let (src, dst) = if ip.v6 {
+        (get_array(d, ip.l3 + 8), get_array(d, ip.l3 + 24))
+    } else {
+        (widen(get_array(d, ip.l3 + 12)), widen(get_array(d, ip.l3 + 16)))
+    };
+    let (key, flags) = if l4_present {
+        let seg = &d[ip.l4..ip.l3 + ip.total];
+        let checked = match ip.proto {
+            ip_proto::TCP => tcp::Packet::new_checked(seg).map(|p| (p.src_port(), p.dst_port(), p.flags())),
+            _ => udp::Packet::new_checked(seg).map(|p| (p.src_port(), p.dst_port(), 0)),
+        };
+        match checked {
+            Ok((sp, dp, flags)) => {
+                (FlowKey { src, dst, src_port: sp, dst_port: dp, proto: ip.proto, v6: ip.v6 }, flags)
+            }
+            Err(WireError::Truncated) => return Verdict::Drop(DropReason::L4Truncated),
+            Err(WireError::Malformed) => return Verdict::Drop(DropReason::L4Malformed),
+        }
+    } else {
+        let Some((fk, _)) = ip.fragment else { return Verdict::Drop(DropReason::FragmentWithoutFirst) };
+        match w.frags.recall(&fk, now_ms) {
+            Some(k) => (k, 0),
+            None => return Verdict::Drop(DropReason::FragmentWithoutFirst),
+        }
+    };
+    if let Some((fk, true)) = ip.fragment {
+        w.frags.remember(fk, key, now_ms);
+    }
+    let lay = Layout { l3: ip.l3, l4: ip.l4, v6: ip.v6, proto: ip.proto, l4_present };
+    if let Some((id, dir)) = w.conns.lookup(&key) {
+        if w.conns.get(id).expires_ms > now_ms {
+            return established(w, t, f, ip, &lay, id, dir, flags, now_ms);
+        }
+        let c = w.conns.remove(id);
+        unload(&mut w.load, &c);
+        w.counters.conns_expired += 1;
+    }
+    if !l4_present {
+        // The first fragment was forwarded without an entry; later ones cannot follow it.
+        return Verdict::Drop(DropReason::FragmentWithoutFirst);
+    }
+    new_flow(w, t, f, ip, &lay, &key, flags, now_ms)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn established(
+    w: &mut Worker,
+    t: &Table,
+    f: &mut impl Frame,
+    ip: &Ip,
+    lay: &Layout,
+    id: ConnId,
+    dir: Dir,
+    flags: u8,
+    now_ms: u64,
+) -> Verdict {
+    let mut c = *w.conns.get(id);
+    if ip.proto == ip_proto::TCP
+        && lay.l4_present
+        && let Some(ev) = TcpEvent::from_flags(flags)
+    {
+        let next = tcp_transition(c.state, ev, dir, c.mode);
+        if next != c.state {
+            unload(&mut w.load, &c);
+            w.conns.set_state(id, next);
+            c.state = next;
+            add_load(&mut w.load, &c);
+        }
+    }
+    w.conns.get_mut(id).expires_ms = now_ms + timeout_ms(w, &c);
+    count(w, &c, dir, f.data().len());
+    deliver(w, t, f, ip, lay, &c, dir, now_ms)
+}
+
+fn count(w: &mut Worker, c: &Conn, dir: Dir, bytes: usize) {
+    let bytes = bytes as u64;
+    for s in [w.counters.services.get_mut(c.service_id as usize)]
+        .into_iter()
+        .flatten()
+        .chain(w.counters.backends.get_mut(c.backend_id as usize))
+    {
+        if dir == Dir::Orig {
+            s.in_packets += 1;
+            s.in_bytes += bytes;
+        } else {
+            s.out_packets += 1;
+            s.out_bytes += bytes;
+        }
+    }
+}
+
+/// Hash of the client for sh and mh: its address, and its port when the service asks.
+fn source_hash(svc: &Service, key: &FlowKey) -> u64 {
+    let alen = if key.v6 { 16 } else { 4 };
+    let mut b = [0u8; 18];
+    b[..alen].copy_from_slice(&key.src[..alen]);
+    let n = if svc.hash_ports {
+        b[alen..alen + 2].copy_from_slice(&key.src_port.to_be_bytes());
+        alen + 2
+    } else {
+        alen
+    };
+    hash_bytes(&b[..n], 0x7372_6368)
+}
+
+/// Picks a backend for a new connection: the persistence template first, then the scheduler.
+fn choose(w: &mut Worker, svc: &Service, key: &FlowKey, now_ms: u64) -> Option<usize> {
+    if svc.persistence_ms > 0
+        && let Some(bid) = w.persist.get(svc.id, &key.src, key.v6, now_ms)
+        && let Some(i) = svc.backends.iter().position(|b| b.id == bid && b.weight > 0)
+    {
+        w.persist.put(svc.id, key.src, key.v6, bid, now_ms + svc.persistence_ms);
+        return Some(i);
+    }
+    let Worker { cursors, load, .. } = w;
+    let cursor = cursors.get_mut(svc.id as usize)?;
+    let i = sched::pick(
+        &svc.plan,
+        &svc.weights,
+        cursor,
+        |i| load.get(svc.backends[i].id as usize).copied().unwrap_or_default(),
+        source_hash(svc, key),
+    )?;
+    if svc.persistence_ms > 0 {
+        w.persist.put(svc.id, key.src, key.v6, svc.backends[i].id, now_ms + svc.persistence_ms);
+    }
+    Some(i)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn new_flow(
+    w: &mut Worker,
+    t: &Table,
+    f: &mut impl Frame,
+    ip: &Ip,
+    lay: &Layout,
+    key: &FlowKey,
+    flags: u8,
+    now_ms: u64,
+) -> Verdict {
+    let Some(svc) = t.lookup(key.dst, key.v6, key.dst_port, key.proto) else {
+        return stateless_nat_reply(w, t, f, ip, lay, key, now_ms).unwrap_or_else(|| not_served(t, &key.dst, key.v6));
+    };
+    let event = TcpEvent::from_flags(flags);
+    if key.proto == ip_proto::TCP
+        && (flags & tcp::flags::RST != 0 || (event != Some(TcpEvent::Syn) && !svc.kind.is_hashing()))
+    {
+        // IPVS drops mid-stream segments it has no connection for; a hashing scheduler
+        // (sh, mh) picks the same backend any LB node would, so it adopts the flow instead.
+        return Verdict::Drop(DropReason::NoConnection);
+    }
+    let Some(bi) = choose(w, svc, key, now_ms) else {
+        return Verdict::Drop(DropReason::NoBackend);
+    };
+    let b = svc.backends[bi];
+    let mut c = Conn {
+        orig: *key,
+        backend_id: b.id,
+        service_id: svc.id,
+        mode: b.mode,
+        tunnel_port: b.tunnel_port,
+        reply_indexed: b.mode.sees_replies(),
+        ..Default::default()
+    };
+    // A port-zero service forwards every port unchanged.
+    let backend_port = if svc.key.port == 0 { key.dst_port } else { b.port };
+    c.reply = match b.mode {
+        Mode::Nat => FlowKey {
+            src: b.addr,
+            dst: key.src,
+            src_port: backend_port,
+            dst_port: key.src_port,
+            proto: key.proto,
+            v6: b.v6,
+        },
+        Mode::Fnat => {
+            let locals = t.network.local_addresses(b.v6);
+            let Some(local) = locals.get(usize::try_from(fast_hash(key, 0) % locals.len().max(1) as u64).unwrap_or(0))
+            else {
+                return Verdict::Drop(DropReason::NoSourceAddress);
+            };
+            let mut r =
+                FlowKey { src: b.addr, dst: *local, src_port: backend_port, dst_port: 0, proto: key.proto, v6: b.v6 };
+            match w.lports.choose(&r, &w.conns) {
+                Some(p) => r.dst_port = p,
+                None => return Verdict::Drop(DropReason::LocalPortsExhausted),
+            }
+            r
+        }
+        Mode::Dr | Mode::Tun | Mode::Gue => {
+            FlowKey { src: b.addr, src_port: backend_port, proto: key.proto, v6: b.v6, ..Default::default() }
+        }
+    };
+    if key.proto == ip_proto::TCP {
+        c.state = tcp_transition(TcpState::None, event.unwrap_or(TcpEvent::Ack), Dir::Orig, b.mode);
+    }
+    c.expires_ms = now_ms + timeout_ms(w, &c);
+    match w.conns.insert(c) {
+        Ok(_) => {
+            w.counters.conns_created += 1;
+            add_load(&mut w.load, &c);
+            if let Some(s) = w.counters.services.get_mut(c.service_id as usize) {
+                s.conns += 1;
+            }
+            if let Some(s) = w.counters.backends.get_mut(c.backend_id as usize) {
+                s.conns += 1;
+            }
+        }
+        Err(InsertError::Exists) => return Verdict::Drop(DropReason::ConntrackCollision),
+        Err(InsertError::Full | InsertError::EmbryonicLimit) => {
+            if b.mode == Mode::Fnat {
+                // Without an entry a full-NAT reply cannot find its client.
+                return Verdict::Drop(DropReason::ConntrackFull);
+            }
+            w.counters.stateless += 1;
+        }
+    }
+    count(w, &c, Dir::Orig, f.data().len());
+    deliver(w, t, f, ip, lay, &c, Dir::Orig, now_ms)
+}
+
+/// A NAT reply with no entry (table was full, or the LB restarted): when the source is a
+/// backend of exactly one NAT service, un-NAT it statelessly.
+fn stateless_nat_reply(
+    w: &mut Worker,
+    t: &Table,
+    f: &mut impl Frame,
+    ip: &Ip,
+    lay: &Layout,
+    key: &FlowKey,
+    now_ms: u64,
+) -> Option<Verdict> {
+    let svc = t.nat_service_of(key.src, key.v6, key.src_port, key.proto)?;
+    let vport = if svc.key.port == 0 { key.src_port } else { svc.key.port };
+    let c = Conn {
+        orig: FlowKey {
+            src: key.dst,
+            dst: svc.key.addr,
+            src_port: key.dst_port,
+            dst_port: vport,
+            proto: key.proto,
+            v6: key.v6,
+        },
+        reply: *key,
+        mode: Mode::Nat,
+        service_id: svc.id,
+        ..Default::default()
+    };
+    w.counters.stateless += 1;
+    Some(deliver(w, t, f, ip, lay, &c, Dir::Reply, now_ms))
+}
+
+/// Rewrites the packet for its connection and direction and sends it on.
+#[allow(clippy::too_many_arguments)]
+fn deliver(
+    w: &mut Worker,
+    t: &Table,
+    f: &mut impl Frame,
+    ip: &Ip,
+    lay: &Layout,
+    c: &Conn,
+    dir: Dir,
+    now_ms: u64,
+) -> Verdict {
+    let size = Some((ip.total, ip.dont_frag));
+    send_for_conn(w, t, f, lay.l3, ip.v6, c, dir, size, now_ms, |d| match (dir, c.mode) {
+        (Dir::Orig, Mode::Nat) => translate(d, lay, None, Some((&c.reply.src, c.reply.src_port))),
+        (Dir::Orig, Mode::Fnat) => {
+            translate(d, lay, Some((&c.reply.dst, c.reply.dst_port)), Some((&c.reply.src, c.reply.src_port)))
+        }
+        (Dir::Reply, Mode::Nat) => translate(d, lay, Some((&c.orig.dst, c.orig.dst_port)), None),
+        (Dir::Reply, Mode::Fnat) => {
+            translate(d, lay, Some((&c.orig.dst, c.orig.dst_port)), Some((&c.orig.src, c.orig.src_port)))
+        }
+        _ => {}
+    })
+}
+
+/// Sends a packet of connection `c` travelling `dir`: route, MTU check (when `size` gives the
+/// IP length and DF bit), TTL, `rewrite`, tunnel for tun/gue toward the backend, then L2.
+/// Shared by forwarded packets and relayed ICMP errors.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn send_for_conn(
+    w: &mut Worker,
+    t: &Table,
+    f: &mut impl Frame,
+    l3: usize,
+    inner_v6: bool,
+    c: &Conn,
+    dir: Dir,
+    size: Option<(usize, bool)>,
+    now_ms: u64,
+    rewrite: impl FnOnce(&mut [u8]),
+) -> Verdict {
+    let (target, out_v6) = match dir {
+        Dir::Orig => (c.reply.src, c.reply.v6),
+        Dir::Reply => (c.orig.src, c.orig.v6),
+    };
+    let Some((port, hop)) = t.network.route(&target, out_v6) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    if dir == Dir::Orig && c.mode == Mode::Dr && hop != target {
+        // Direct routing only reaches backends on a connected segment.
+        return Verdict::Drop(DropReason::NoRoute);
+    }
+    let entropy = fast_hash(&c.orig, 0);
+    let tunnel = match (dir, c.mode) {
+        (Dir::Orig, Mode::Tun) => Some(Tunnel::Ipip),
+        (Dir::Orig, Mode::Gue) => {
+            Some(Tunnel::Gue { src_port: 0xc000 | (entropy & 0x3fff) as u16, dst_port: c.tunnel_port })
+        }
+        _ => None,
+    };
+    let outer = match tunnel {
+        Some(_) => match t.network.address_on(port, out_v6) {
+            Some(src) if out_v6 => Some(Endpoints::V6 { src, dst: target }),
+            Some(src) => Some(Endpoints::V4 { src: crate::flow::narrow(&src), dst: crate::flow::narrow(&target) }),
+            None => return Verdict::Drop(DropReason::NoSourceAddress),
+        },
+        None => None,
+    };
+    let overhead = tunnel.zip(outer.as_ref()).map_or(0, |(tn, o)| tunnel_overhead(tn, o));
+    let mtu = usize::from(t.network.ports.get(usize::from(port)).map_or(1500, |p| p.mtu));
+    if let Some((total, dont_frag)) = size
+        && total + overhead > mtu
+    {
+        return too_big(w, t, f, l3, inner_v6, dont_frag, c, dir, mtu - overhead);
+    }
+    let d = f.data_mut();
+    let (dscp_ecn, df) = if inner_v6 { (0, true) } else { (d[l3 + 1], d[l3 + 6] & 0x40 != 0) };
+    if !decrement_ttl(d, l3, inner_v6) {
+        return Verdict::Drop(DropReason::TtlExceeded);
+    }
+    rewrite(d);
+    if let (Some(tn), Some(o)) = (tunnel, outer) {
+        let fields = OuterFields { ttl: 64, dscp_ecn, dont_frag: df, entropy: (entropy >> 32) as u32 };
+        if !encapsulate(f, l3, inner_v6, &o, tn, &fields) {
+            return Verdict::Drop(DropReason::NoRoom);
+        }
+    }
+    l2::send_via(w, t, f, port, &hop, out_v6, now_ms)
+}
+
+/// The packet does not fit the egress MTU: answer its sender with fragmentation needed / packet
+/// too big (from the VIP when the client sent it), or drop it when IPv4 DF is clear.
+#[allow(clippy::too_many_arguments)]
+fn too_big(
+    w: &mut Worker,
+    t: &Table,
+    f: &mut impl Frame,
+    l3: usize,
+    v6: bool,
+    dont_frag: bool,
+    c: &Conn,
+    dir: Dir,
+    mtu: usize,
+) -> Verdict {
+    if !v6 && !dont_frag {
+        return Verdict::Drop(DropReason::TooBigNoDf);
+    }
+    let from = match dir {
+        Dir::Orig => c.orig.dst,
+        Dir::Reply => t.network.address_on(f.in_port(), v6).unwrap_or(c.orig.dst),
+    };
+    if !make_too_big(f, l3, v6, &from, u16::try_from(mtu).unwrap_or(u16::MAX)) {
+        return Verdict::Drop(DropReason::NoRoom);
+    }
+    w.counters.too_big_sent += 1;
+    l2::back_to_sender(t, f)
+}
+
+/// The (source, destination) ports of the transport header at `at`, if 4 bytes are there.
+pub(super) fn ports_at(d: &[u8], at: usize) -> Option<(u16, u16)> {
+    (d.len() >= at + 4).then(|| (get_u16(d, at), get_u16(d, at + 2)))
+}

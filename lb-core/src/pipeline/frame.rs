@@ -1,0 +1,67 @@
+//! The packet buffer the pipeline works on: bytes with headroom in front (for tunnel headers and
+//! generated ICMP errors) and room behind (for ARP/ND requests made from a short packet).
+//! lb-dpdk implements it for mbufs (`rte_pktmbuf_prepend`/`adj`/`append`/`trim`); tests use
+//! [`VecFrame`].
+
+/// A packet the pipeline may rewrite, grow at the front, or resize.
+pub trait Frame {
+    /// The packet bytes.
+    fn data(&self) -> &[u8];
+    /// The packet bytes, writable.
+    fn data_mut(&mut self) -> &mut [u8];
+    /// Grows the packet by `n` bytes at the front; false (and unchanged) without headroom.
+    fn prepend(&mut self, n: usize) -> bool;
+    /// Sets the length, shrinking or growing at the tail; false (and unchanged) without room.
+    fn set_len(&mut self, len: usize) -> bool;
+    /// The port the packet arrived on.
+    fn in_port(&self) -> u16;
+}
+
+/// Headroom of a test frame: DPDK's default `RTE_PKTMBUF_HEADROOM`.
+pub const HEADROOM: usize = 128;
+/// Data room of a test frame after the headroom: DPDK's default mbuf data room.
+pub const DATA_ROOM: usize = 2048;
+
+/// A frame in a `Vec<u8>` with mbuf-like headroom and tailroom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VecFrame {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    port: u16,
+}
+
+impl VecFrame {
+    /// A frame holding `bytes`, received on `port`.
+    pub fn new(bytes: &[u8], port: u16) -> Self {
+        let mut buf = vec![0u8; HEADROOM + DATA_ROOM.max(bytes.len())];
+        buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
+        VecFrame { buf, start: HEADROOM, end: HEADROOM + bytes.len(), port }
+    }
+}
+
+impl Frame for VecFrame {
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.end]
+    }
+    fn prepend(&mut self, n: usize) -> bool {
+        if n > self.start {
+            return false;
+        }
+        self.start -= n;
+        true
+    }
+    fn set_len(&mut self, len: usize) -> bool {
+        if self.start + len > self.buf.len() {
+            return false;
+        }
+        self.end = self.start + len;
+        true
+    }
+    fn in_port(&self) -> u16 {
+        self.port
+    }
+}

@@ -1,0 +1,299 @@
+//! `process_burst`: what happens to every packet.
+//!
+//! Each worker owns a [`Worker`] (connection table, scheduler cursors, per-backend load,
+//! counters, fragment and persistence tables) and reads the shared, immutable service
+//! [`Table`] the control plane published, loaded once per burst. For every frame the pipeline
+//! returns a [`Verdict`]: transmit on a port (the frame was rewritten in place), drop with a
+//! reason (counted), hand to the host stack, or consumed (an ARP/ND reply that was learned).
+//!
+//! Nothing here allocates, locks, makes a syscall or panics per packet: malformed input is a
+//! drop reason. The neighbour table is shared between workers through lock-free slots.
+
+mod counters;
+mod forward;
+mod frame;
+mod icmp;
+mod l2;
+
+pub use counters::{BackendCounters, Counters, DropReason, ServiceCounters};
+pub use frame::{DATA_ROOM, Frame, HEADROOM, VecFrame};
+
+use crate::conntrack::{ConnTable, Timeouts};
+use crate::frag::FragTable;
+use crate::lport::{LocalPorts, Steering};
+use crate::neigh::NeighTable;
+use crate::persist::PersistTable;
+use crate::sched::{Cursor, Load};
+use crate::service::Table;
+use crate::wire::{Error as WireError, EtherType, EthernetFrame};
+use std::sync::Arc;
+
+/// What to do with a frame after processing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit the (rewritten) frame on this port.
+    Tx(u16),
+    /// Drop it; the reason was counted.
+    Drop(DropReason),
+    /// Give it to the host stack (traffic for the LB's own addresses it does not serve).
+    Host,
+    /// Absorbed (an ARP or ND reply that was learned); free it.
+    Consumed,
+}
+
+/// Sizes and timers of a worker, fixed at start.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub conn_capacity: usize,
+    /// Most embryonic (handshake not completed) connections at once.
+    pub embryonic_limit: usize,
+    pub timeouts: Timeouts,
+    pub frag_capacity: usize,
+    pub frag_ttl_ms: u64,
+    pub persist_capacity: usize,
+    /// Connection entries visited for expiry per burst.
+    pub sweep_budget: usize,
+    /// Least time between two ARP/ND requests for one address.
+    pub solicit_interval_ms: u64,
+    pub max_services: usize,
+    pub max_backends: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            conn_capacity: 1 << 20,
+            embryonic_limit: 1 << 19,
+            timeouts: Timeouts::default(),
+            frag_capacity: 1024,
+            frag_ttl_ms: 2000,
+            persist_capacity: 1 << 16,
+            sweep_budget: 64,
+            solicit_interval_ms: 1000,
+            max_services: 16384,
+            max_backends: 65536,
+        }
+    }
+}
+
+const SOLICIT_SLOTS: usize = 64;
+
+/// One worker's state. Owned by one thread; never shared.
+pub struct Worker {
+    pub conns: ConnTable,
+    pub counters: Counters,
+    cursors: Vec<Cursor>,
+    load: Vec<Load>,
+    frags: FragTable,
+    persist: PersistTable,
+    lports: LocalPorts,
+    neigh: Arc<NeighTable>,
+    timeouts: Timeouts,
+    sweep_budget: usize,
+    solicit_interval_ms: u64,
+    solicits: [([u8; 16], u64); SOLICIT_SLOTS],
+    generation: u64,
+}
+
+impl Worker {
+    /// A worker with its tables allocated up front. `neigh` is shared by all workers;
+    /// `steering` says which full-NAT local ports bring replies back to this worker.
+    pub fn new(cfg: &WorkerConfig, neigh: Arc<NeighTable>, steering: Steering) -> Self {
+        Worker {
+            conns: ConnTable::new(cfg.conn_capacity, cfg.embryonic_limit),
+            counters: Counters::new(cfg.max_services, cfg.max_backends),
+            cursors: vec![Cursor::default(); cfg.max_services],
+            load: vec![Load::default(); cfg.max_backends],
+            frags: FragTable::new(cfg.frag_capacity, cfg.frag_ttl_ms),
+            persist: PersistTable::new(cfg.persist_capacity),
+            lports: LocalPorts::new(steering, crate::lport::FIRST_PORT),
+            neigh,
+            timeouts: cfg.timeouts,
+            sweep_budget: cfg.sweep_budget,
+            solicit_interval_ms: cfg.solicit_interval_ms,
+            solicits: [([0; 16], 0); SOLICIT_SLOTS],
+            generation: 0,
+        }
+    }
+
+    /// Changes the idle timeouts (applies to connections as they next see a packet).
+    pub fn set_timeouts(&mut self, t: Timeouts) {
+        self.timeouts = t;
+    }
+
+    /// The timeouts in force.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// The shared neighbour table.
+    pub fn neighbours(&self) -> &Arc<NeighTable> {
+        &self.neigh
+    }
+
+    /// Per-backend connection counts this worker holds.
+    pub fn load(&self, backend_id: u32) -> Load {
+        self.load.get(backend_id as usize).copied().unwrap_or_default()
+    }
+
+    /// Expires up to the sweep budget of idle connections. Called once per burst by
+    /// `process_burst`, and by an idle worker from its poll loop.
+    pub fn expire(&mut self, now_ms: u64) -> usize {
+        let Worker { conns, load, counters, sweep_budget, .. } = self;
+        conns.expire(now_ms, *sweep_budget, |c| {
+            forward::unload(load, c);
+            counters.conns_expired += 1;
+        })
+    }
+
+    fn sync(&mut self, table: &Table, now_ms: u64) {
+        if table.generation == self.generation {
+            return;
+        }
+        // A new snapshot: ids are stable, but rr/wrr positions restart as IPVS's do when
+        // a service's destinations change.
+        self.cursors.iter_mut().for_each(|c| *c = Cursor::default());
+        for (addr, v6, mac, port) in &table.network.static_neighbours {
+            self.neigh.insert(addr, *v6, *mac, *port, now_ms, true);
+        }
+        self.generation = table.generation;
+    }
+}
+
+/// Processes a burst: one verdict per frame, in order. `now_ms` is a monotonic clock in
+/// milliseconds read once per burst.
+pub fn process_burst<F: Frame>(w: &mut Worker, table: &Table, frames: &mut [F], verdicts: &mut [Verdict], now_ms: u64) {
+    w.sync(table, now_ms);
+    for (f, v) in frames.iter_mut().zip(verdicts.iter_mut()) {
+        w.counters.rx_packets += 1;
+        w.counters.rx_bytes += f.data().len() as u64;
+        *v = process_one(w, table, f, now_ms);
+        match *v {
+            Verdict::Tx(_) => {
+                w.counters.tx_packets += 1;
+                w.counters.tx_bytes += f.data().len() as u64;
+            }
+            Verdict::Drop(r) => w.counters.drops[r as usize] += 1,
+            Verdict::Host => w.counters.host_packets += 1,
+            Verdict::Consumed => w.counters.consumed += 1,
+        }
+    }
+    w.expire(now_ms);
+}
+
+fn process_one<F: Frame>(w: &mut Worker, t: &Table, f: &mut F, now_ms: u64) -> Verdict {
+    let in_port = f.in_port();
+    let Some(port) = t.network.ports.get(usize::from(in_port)) else {
+        return Verdict::Drop(DropReason::UnknownPort);
+    };
+    let (ethertype, dst_mac) = match EthernetFrame::new_checked(f.data()) {
+        Ok(e) if e.tag_count() > 0 => return Verdict::Drop(DropReason::VlanTagged),
+        Ok(e) => (e.ethertype(), e.dst()),
+        Err(_) => return Verdict::Drop(DropReason::L2Truncated),
+    };
+    if dst_mac != port.mac && !dst_mac.is_multicast() {
+        return Verdict::Drop(DropReason::OtherHost);
+    }
+    match ethertype {
+        EtherType::ARP => l2::arp(w, t, f, now_ms),
+        EtherType::IPV4 => ipv4(w, t, f, now_ms),
+        EtherType::IPV6 => ipv6(w, t, f, now_ms),
+        _ => Verdict::Host,
+    }
+}
+
+/// Length of the (untagged) Ethernet header.
+const L3: usize = 14;
+
+fn ipv4<F: Frame>(w: &mut Worker, t: &Table, f: &mut F, now_ms: u64) -> Verdict {
+    use crate::wire::{ip_proto, ipv4};
+    let d = f.data();
+    let ip = match ipv4::Packet::new_checked(&d[L3..]) {
+        Ok(ip) => ip,
+        Err(WireError::Truncated) => return Verdict::Drop(DropReason::Ipv4Truncated),
+        Err(WireError::Malformed) => return Verdict::Drop(DropReason::Ipv4Malformed),
+    };
+    if !ip.verify_checksum() {
+        return Verdict::Drop(DropReason::Ipv4BadChecksum);
+    }
+    let (total, hl, proto) = (usize::from(ip.total_len()), ip.header_len(), ip.protocol());
+    let (fragment, first) = (ip.is_fragment(), ip.frag_offset() == 0);
+    let frag_key = crate::frag::FragKey {
+        src: crate::flow::widen(ip.src()),
+        dst: crate::flow::widen(ip.dst()),
+        ident: u32::from(ip.ident()),
+        proto,
+        v6: false,
+    };
+    let dont_frag = ip.dont_frag();
+    // Drop Ethernet padding so tunnels and ICMP quotes carry only the datagram.
+    if d.len() > L3 + total {
+        f.set_len(L3 + total);
+    }
+    match proto {
+        ip_proto::TCP | ip_proto::UDP => {
+            let info = forward::Ip {
+                l3: L3,
+                l4: L3 + hl,
+                v6: false,
+                proto,
+                total,
+                dont_frag,
+                fragment: fragment.then_some((frag_key, first)),
+            };
+            forward::transport(w, t, f, &info, now_ms)
+        }
+        ip_proto::ICMP if !fragment => icmp::v4(w, t, f, L3 + hl, now_ms),
+        _ => not_served(t, &frag_key.dst, false),
+    }
+}
+
+fn ipv6<F: Frame>(w: &mut Worker, t: &Table, f: &mut F, now_ms: u64) -> Verdict {
+    use crate::wire::{ip_proto, ipv6};
+    let d = f.data();
+    let ip = match ipv6::Packet::new_checked(&d[L3..]) {
+        Ok(ip) => ip,
+        Err(WireError::Truncated) => return Verdict::Drop(DropReason::Ipv6Truncated),
+        Err(WireError::Malformed) => return Verdict::Drop(DropReason::Ipv6Malformed),
+    };
+    let up = match ip.upper_layer() {
+        Ok(up) => up,
+        Err(WireError::Truncated) => return Verdict::Drop(DropReason::Ipv6Truncated),
+        Err(WireError::Malformed) => return Verdict::Drop(DropReason::Ipv6Malformed),
+    };
+    let total = ip.total_len();
+    let (src, dst) = (ip.src(), ip.dst());
+    if d.len() > L3 + total {
+        f.set_len(L3 + total);
+    }
+    let fragment = up
+        .fragment
+        .map(|fi| (crate::frag::FragKey { src, dst, ident: fi.ident, proto: up.protocol, v6: true }, fi.offset == 0));
+    match up.protocol {
+        ip_proto::TCP | ip_proto::UDP => {
+            let info = forward::Ip {
+                l3: L3,
+                l4: L3 + up.offset,
+                v6: true,
+                proto: up.protocol,
+                total,
+                dont_frag: true,
+                fragment,
+            };
+            forward::transport(w, t, f, &info, now_ms)
+        }
+        ip_proto::ICMPV6 if fragment.is_none() => icmp::v6(w, t, f, L3 + up.offset, now_ms),
+        _ => not_served(t, &dst, true),
+    }
+}
+
+/// The verdict for a packet no service or connection claims.
+fn not_served(t: &Table, dst: &[u8; 16], v6: bool) -> Verdict {
+    if t.is_vip(*dst, v6) {
+        Verdict::Drop(DropReason::NoService)
+    } else if t.network.is_own(dst, v6) {
+        Verdict::Host
+    } else {
+        Verdict::Drop(DropReason::UnknownDestination)
+    }
+}

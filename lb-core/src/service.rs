@@ -1,0 +1,582 @@
+//! The virtual service table: a serde model (what `configs/*.toml`, `lbctl save` and
+//! `lbctl restore` read and write) and the immutable snapshot the control plane builds from it
+//! and publishes to the workers. Building validates everything and computes every scheduler
+//! plan (Maglev tables included); an invalid model is refused with a message that names the
+//! offending field, and nothing else changes.
+//!
+//! Services and backends carry ids that stay the same across snapshots (the previous table is
+//! consulted), so per-worker counters, scheduler cursors and connection-to-backend links survive
+//! table updates.
+
+use crate::flow::{from_ip, hash_bytes, to_ip};
+use crate::net::Network;
+use crate::sched::{self, Kind, Plan};
+use crate::wire::ip_proto;
+use hashbrown::HashMap;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::IpAddr;
+
+/// Forwarding mode of a backend, as IPVS's `-m` (masq), `-g` (gatewaying), `-i` (ipip).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Destination NAT; replies route back through the LB and are un-NATed.
+    #[default]
+    Nat,
+    /// Full NAT: source NAT to a local address and port as well.
+    Fnat,
+    /// Direct routing: MAC rewrite only; the backend holds the VIP.
+    Dr,
+    /// IP-in-IP tunnel to the backend.
+    Tun,
+    /// Generic UDP Encapsulation to the backend.
+    Gue,
+}
+
+impl Mode {
+    /// True when replies come back through the LB.
+    pub fn sees_replies(self) -> bool {
+        matches!(self, Mode::Nat | Mode::Fnat)
+    }
+
+    /// The name used in configs and by lbctl.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Nat => "nat",
+            Mode::Fnat => "fnat",
+            Mode::Dr => "dr",
+            Mode::Tun => "tun",
+            Mode::Gue => "gue",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "nat" => Mode::Nat,
+            "fnat" => Mode::Fnat,
+            "dr" => Mode::Dr,
+            "tun" => Mode::Tun,
+            "gue" => Mode::Gue,
+            other => return Err(format!("unknown forwarding mode '{other}' (expected nat, fnat, dr, tun or gue)")),
+        })
+    }
+}
+
+/// Transport protocol of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => ip_proto::TCP,
+            Protocol::Udp => ip_proto::UDP,
+        }
+    }
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// GUE's default UDP port (Linux `ip fou add port 6080 gue` in most guides).
+pub const DEFAULT_GUE_PORT: u16 = 6080;
+/// ipvsadm's weight range.
+pub const MAX_WEIGHT: u32 = 65535;
+
+fn default_weight() -> u32 {
+    1
+}
+fn default_maglev_size() -> u32 {
+    sched::mh::DEFAULT_SIZE
+}
+
+/// A backend ("real server") as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendModel {
+    pub address: IpAddr,
+    /// Backend port; 0 means the service's port (the only choice for dr, tun and gue).
+    #[serde(default)]
+    pub port: u16,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    #[serde(default)]
+    pub mode: Mode,
+    /// UDP port of the backend's GUE receiver (gue mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gue_port: Option<u16>,
+}
+
+/// A virtual service as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceModel {
+    pub vip: IpAddr,
+    /// Service port; 0 takes every port of the VIP (IPVS's port-zero services).
+    pub port: u16,
+    #[serde(default)]
+    pub protocol: Protocol,
+    #[serde(default)]
+    pub scheduler: Kind,
+    /// Persistence timeout in seconds (ipvsadm -p); 0 disables it.
+    #[serde(default)]
+    pub persistence: u32,
+    /// Maglev table size (prime), for the mh scheduler.
+    #[serde(default = "default_maglev_size")]
+    pub maglev_size: u32,
+    /// Hash the client port too (sh and mh), like IPVS's sh-port / mh-port flags.
+    #[serde(default)]
+    pub hash_ports: bool,
+    #[serde(default, rename = "backend")]
+    pub backends: Vec<BackendModel>,
+}
+
+/// The whole service configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServicesModel {
+    #[serde(default, rename = "service")]
+    pub services: Vec<ServiceModel>,
+}
+
+/// What identifies a service: VIP, port and protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    pub addr: [u8; 16],
+    pub v6: bool,
+    pub port: u16,
+    pub proto: u8,
+}
+
+impl ServiceKey {
+    pub fn new(vip: IpAddr, port: u16, protocol: Protocol) -> Self {
+        let (addr, v6) = from_ip(vip);
+        ServiceKey { addr, v6, port, proto: protocol.number() }
+    }
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let proto = if self.proto == ip_proto::UDP { "udp" } else { "tcp" };
+        match to_ip(self.addr, self.v6) {
+            IpAddr::V4(a) => write!(f, "{proto} {a}:{}", self.port),
+            IpAddr::V6(a) => write!(f, "{proto} [{a}]:{}", self.port),
+        }
+    }
+}
+
+/// A backend in a built table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backend {
+    /// Stable id, the index of this backend's per-worker counters and load.
+    pub id: u32,
+    pub addr: [u8; 16],
+    pub v6: bool,
+    pub port: u16,
+    pub weight: u32,
+    pub mode: Mode,
+    pub tunnel_port: u16,
+}
+
+/// A service in a built table.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Stable id, the index of this service's per-worker counters and cursor.
+    pub id: u32,
+    pub key: ServiceKey,
+    pub kind: Kind,
+    pub plan: Plan,
+    pub backends: Vec<Backend>,
+    pub weights: Vec<u32>,
+    pub persistence_ms: u64,
+    pub hash_ports: bool,
+    pub model: ServiceModel,
+}
+
+/// Limits fixed when lbd starts (per-worker arrays are sized by them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_services: u32,
+    pub max_backends: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_services: 16384, max_backends: 65536 }
+    }
+}
+
+/// An immutable, validated snapshot of every service and of the network the LB sits on.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub generation: u64,
+    pub network: Network,
+    pub limits: Limits,
+    services: Vec<Service>,
+    by_key: HashMap<ServiceKey, u32>,
+    vips: HashMap<([u8; 16], bool), u32>,
+    /// NAT backend (address, family, port, protocol) to its service, `u32::MAX` when the backend
+    /// serves several (then a reply without an entry cannot be un-NATed).
+    nat_reverse: HashMap<([u8; 16], bool, u16, u8), u32>,
+    seed: u64,
+}
+
+/// A refused model: the message names the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelError(pub String);
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for ModelError {}
+
+/// Identity of a backend for Maglev: its address and port, so every node agrees.
+pub fn backend_identity(addr: [u8; 16], v6: bool, port: u16) -> u64 {
+    let mut b = [0u8; 19];
+    b[..16].copy_from_slice(&addr);
+    b[16] = u8::from(v6);
+    b[17..].copy_from_slice(&port.to_be_bytes());
+    hash_bytes(&b, 0x6d61_676c_6576)
+}
+
+struct IdAllocator {
+    used: Vec<bool>,
+    what: &'static str,
+}
+
+impl IdAllocator {
+    fn new(limit: u32, what: &'static str) -> Self {
+        IdAllocator { used: vec![false; limit as usize], what }
+    }
+    fn claim(&mut self, preferred: Option<u32>) -> Result<u32, ModelError> {
+        if let Some(id) = preferred.filter(|id| self.used.get(*id as usize) == Some(&false)) {
+            self.used[id as usize] = true;
+            return Ok(id);
+        }
+        let free = self
+            .used
+            .iter()
+            .position(|u| !u)
+            .ok_or_else(|| ModelError(format!("more {}s than the limit of {}", self.what, self.used.len())))?;
+        self.used[free] = true;
+        Ok(u32::try_from(free).unwrap_or(0))
+    }
+}
+
+impl Table {
+    /// Builds and validates a snapshot. `previous` lends its ids to services and backends that
+    /// stay; `seed` is the Maglev seed (the same on every LB node of a cluster).
+    pub fn build(
+        model: &ServicesModel,
+        network: Network,
+        limits: Limits,
+        previous: Option<&Table>,
+        seed: u64,
+    ) -> Result<Table, ModelError> {
+        let mut service_ids = IdAllocator::new(limits.max_services, "service");
+        let mut backend_ids = IdAllocator::new(limits.max_backends, "backend");
+        let mut services = Vec::with_capacity(model.services.len());
+        let mut by_key = HashMap::with_capacity(model.services.len());
+        let mut vips: HashMap<([u8; 16], bool), u32> = HashMap::new();
+        for (si, sm) in model.services.iter().enumerate() {
+            let key = ServiceKey::new(sm.vip, sm.port, sm.protocol);
+            let at = |field: &str| format!("service[{si}] ({key}).{field}");
+            if by_key.contains_key(&key) {
+                return Err(ModelError(format!("service[{si}] ({key}): duplicate service")));
+            }
+            if sm.vip.is_unspecified() || sm.vip.is_multicast() {
+                return Err(ModelError(format!("{}: {} is not a unicast address", at("vip"), sm.vip)));
+            }
+            if sm.kind_needs_maglev() && (!sched::mh::is_prime(sm.maglev_size) || sm.maglev_size > sched::mh::MAX_SIZE)
+            {
+                return Err(ModelError(format!(
+                    "{}: {} is not a prime of at most {}",
+                    at("maglev_size"),
+                    sm.maglev_size,
+                    sched::mh::MAX_SIZE
+                )));
+            }
+            let prev = previous.and_then(|p| p.service(&key));
+            let id = service_ids.claim(prev.map(|s| s.id))?;
+            let mut backends: Vec<Backend> = Vec::with_capacity(sm.backends.len());
+            for (bi, bm) in sm.backends.iter().enumerate() {
+                let bat = |field: &str| format!("service[{si}] ({key}).backend[{bi}] ({}).{field}", bm.address);
+                let (addr, v6) = from_ip(bm.address);
+                if bm.address.is_unspecified() || bm.address.is_multicast() {
+                    return Err(ModelError(format!("{}: not a unicast address", bat("address"))));
+                }
+                if bm.weight > MAX_WEIGHT {
+                    return Err(ModelError(format!("{}: {} exceeds {MAX_WEIGHT}", bat("weight"), bm.weight)));
+                }
+                let same_family = v6 == key.v6;
+                if matches!(bm.mode, Mode::Nat | Mode::Fnat | Mode::Dr) && !same_family {
+                    return Err(ModelError(format!(
+                        "{}: {} cannot change the address family",
+                        bat("mode"),
+                        bm.mode.name()
+                    )));
+                }
+                let port = if bm.port == 0 { sm.port } else { bm.port };
+                if !bm.mode.sees_replies() && port != sm.port {
+                    return Err(ModelError(format!(
+                        "{}: {} cannot change the port ({} -> {port})",
+                        bat("port"),
+                        bm.mode.name(),
+                        sm.port
+                    )));
+                }
+                if sm.port == 0 && port != 0 {
+                    return Err(ModelError(format!(
+                        "{}: a port-zero service forwards every port unchanged",
+                        bat("port")
+                    )));
+                }
+                if bm.mode == Mode::Fnat && network.local_addresses(v6).is_empty() {
+                    return Err(ModelError(format!(
+                        "{}: fnat needs a local address of the backend's family (network.local_addresses)",
+                        bat("mode")
+                    )));
+                }
+                if bm.gue_port.is_some() && bm.mode != Mode::Gue {
+                    return Err(ModelError(format!("{}: only gue backends take a gue_port", bat("gue_port"))));
+                }
+                let tunnel_port = match bm.mode {
+                    Mode::Gue => bm.gue_port.unwrap_or(DEFAULT_GUE_PORT),
+                    _ => 0,
+                };
+                if bm.mode == Mode::Gue && tunnel_port == 0 {
+                    return Err(ModelError(format!("{}: must not be 0", bat("gue_port"))));
+                }
+                if backends.iter().any(|b| b.addr == addr && b.v6 == v6 && b.port == port) {
+                    return Err(ModelError(format!("{}: duplicate backend", bat("address"))));
+                }
+                let prev_id = prev
+                    .and_then(|p| p.backends.iter().find(|b| b.addr == addr && b.v6 == v6 && b.port == port))
+                    .map(|b| b.id);
+                let id = backend_ids.claim(prev_id)?;
+                backends.push(Backend { id, addr, v6, port, weight: bm.weight, mode: bm.mode, tunnel_port });
+            }
+            let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
+            let ids: Vec<u64> = backends.iter().map(|b| backend_identity(b.addr, b.v6, b.port)).collect();
+            let plan = Plan::build(sm.scheduler, &weights, &ids, sm.maglev_size, seed)
+                .map_err(|e| ModelError(format!("{}: {e}", at("scheduler"))))?;
+            by_key.insert(key, u32::try_from(services.len()).unwrap_or(u32::MAX));
+            *vips.entry((key.addr, key.v6)).or_default() += 1;
+            services.push(Service {
+                id,
+                key,
+                kind: sm.scheduler,
+                plan,
+                backends,
+                weights,
+                persistence_ms: u64::from(sm.persistence) * 1000,
+                hash_ports: sm.hash_ports,
+                model: sm.clone(),
+            });
+        }
+        let mut nat_reverse: HashMap<([u8; 16], bool, u16, u8), u32> = HashMap::new();
+        for (i, s) in services.iter().enumerate() {
+            for b in s.backends.iter().filter(|b| b.mode == Mode::Nat) {
+                let slot = nat_reverse
+                    .entry((b.addr, b.v6, b.port, s.key.proto))
+                    .or_insert(u32::try_from(i).unwrap_or(u32::MAX));
+                if *slot as usize != i {
+                    *slot = u32::MAX;
+                }
+            }
+        }
+        let generation = previous.map_or(1, |p| p.generation + 1);
+        Ok(Table { generation, network, limits, services, by_key, vips, nat_reverse, seed })
+    }
+
+    /// An empty table on `network` (no services).
+    pub fn empty(network: Network) -> Table {
+        Table::build(&ServicesModel::default(), network, Limits::default(), None, 0)
+            .unwrap_or_else(|_| unreachable!("an empty model is valid"))
+    }
+
+    /// The Maglev seed this table was built with.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// All services, in model order.
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+
+    /// The service with exactly this key.
+    pub fn service(&self, key: &ServiceKey) -> Option<&Service> {
+        self.by_key.get(key).map(|i| &self.services[*i as usize])
+    }
+
+    /// The service a packet to (addr, port, proto) belongs to: the exact port first, then the
+    /// VIP's port-zero service.
+    #[inline]
+    pub fn lookup(&self, addr: [u8; 16], v6: bool, port: u16, proto: u8) -> Option<&Service> {
+        let key = ServiceKey { addr, v6, port, proto };
+        self.by_key
+            .get(&key)
+            .or_else(|| self.by_key.get(&ServiceKey { port: 0, ..key }))
+            .map(|i| &self.services[*i as usize])
+    }
+
+    /// The one service whose NAT backend is (addr, port, proto), if exactly one.
+    #[inline]
+    pub fn nat_service_of(&self, addr: [u8; 16], v6: bool, port: u16, proto: u8) -> Option<&Service> {
+        self.nat_reverse.get(&(addr, v6, port, proto)).and_then(|i| self.services.get(*i as usize))
+    }
+
+    /// True when `addr` is the VIP of at least one service.
+    #[inline]
+    pub fn is_vip(&self, addr: [u8; 16], v6: bool) -> bool {
+        self.vips.contains_key(&(addr, v6))
+    }
+
+    /// The model this table was built from (for `lbctl save`).
+    pub fn model(&self) -> ServicesModel {
+        ServicesModel { services: self.services.iter().map(|s| s.model.clone()).collect() }
+    }
+}
+
+impl ServiceModel {
+    fn kind_needs_maglev(&self) -> bool {
+        self.scheduler == Kind::Mh
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(text: &str) -> ServicesModel {
+        toml::from_str(text).unwrap()
+    }
+
+    const TWO: &str = r#"
+        [[service]]
+        vip = "10.0.0.100"
+        port = 80
+        scheduler = "mh"
+        [[service.backend]]
+        address = "10.1.0.1"
+        port = 8080
+        [[service.backend]]
+        address = "10.1.0.2"
+        port = 8080
+        weight = 3
+
+        [[service]]
+        vip = "2001:db8::100"
+        port = 53
+        protocol = "udp"
+        scheduler = "rr"
+        [[service.backend]]
+        address = "2001:db8:1::1"
+        mode = "dr"
+    "#;
+
+    #[test]
+    fn builds_and_looks_up() {
+        let t = Table::build(&model(TWO), Network::default(), Limits::default(), None, 0).unwrap();
+        let s = t.lookup(crate::flow::widen([10, 0, 0, 100]), false, 80, 6).unwrap();
+        assert_eq!(s.backends.len(), 2);
+        assert_eq!(s.backends[1].weight, 3);
+        assert!(matches!(s.plan, Plan::Mh(_)));
+        assert!(t.lookup(crate::flow::widen([10, 0, 0, 100]), false, 81, 6).is_none());
+        assert!(t.is_vip(crate::flow::widen([10, 0, 0, 100]), false));
+        let v6: std::net::Ipv6Addr = "2001:db8::100".parse().unwrap();
+        let s6 = t.lookup(v6.octets(), true, 53, 17).unwrap();
+        assert_eq!((s6.backends[0].port, s6.backends[0].mode), (53, Mode::Dr));
+        assert_eq!(t.model(), model(TWO));
+    }
+
+    #[test]
+    fn keeps_ids_across_rebuilds() {
+        let a = Table::build(&model(TWO), Network::default(), Limits::default(), None, 0).unwrap();
+        let mut m = model(TWO);
+        m.services[0].backends.remove(0);
+        m.services.swap(0, 1);
+        let b = Table::build(&m, Network::default(), Limits::default(), Some(&a), 0).unwrap();
+        let key = ServiceKey::new("10.0.0.100".parse().unwrap(), 80, Protocol::Tcp);
+        assert_eq!(a.service(&key).unwrap().id, b.service(&key).unwrap().id);
+        assert_eq!(a.service(&key).unwrap().backends[1].id, b.service(&key).unwrap().backends[0].id);
+        assert_eq!(b.generation, a.generation + 1);
+    }
+
+    #[test]
+    fn port_zero_catches_every_port() {
+        let m = model(
+            "[[service]]\nvip = \"10.0.0.7\"\nport = 0\n[[service.backend]]\naddress = \"10.1.0.9\"\nmode = \"dr\"\n",
+        );
+        let t = Table::build(&m, Network::default(), Limits::default(), None, 0).unwrap();
+        assert!(t.lookup(crate::flow::widen([10, 0, 0, 7]), false, 443, 6).is_some());
+    }
+
+    fn refusal(text: &str) -> String {
+        let m = model(text);
+        Table::build(&m, Network::default(), Limits::default(), None, 0).unwrap_err().0
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let svc = "[[service]]\nvip = \"10.0.0.1\"\nport = 80\n";
+        assert!(
+            refusal(&format!("{svc}[[service.backend]]\naddress = \"10.1.0.1\"\nweight = 70000\n"))
+                .contains("backend[0] (10.1.0.1).weight: 70000 exceeds 65535")
+        );
+        assert!(
+            refusal(&format!("{svc}[[service.backend]]\naddress = \"10.1.0.1\"\nmode = \"dr\"\nport = 81\n"))
+                .contains(".port: dr cannot change the port")
+        );
+        assert!(
+            refusal(&format!("{svc}[[service.backend]]\naddress = \"2001:db8::1\"\n"))
+                .contains(".mode: nat cannot change the address family")
+        );
+        assert!(
+            refusal(&format!("{svc}[[service.backend]]\naddress = \"10.1.0.1\"\nmode = \"fnat\"\n"))
+                .contains("fnat needs a local address")
+        );
+        assert!(
+            refusal(&format!(
+                "{svc}[[service.backend]]\naddress = \"10.1.0.1\"\n[[service.backend]]\naddress = \"10.1.0.1\"\n"
+            ))
+            .contains("backend[1] (10.1.0.1).address: duplicate backend")
+        );
+        assert!(
+            refusal(&format!("{svc}scheduler = \"mh\"\nmaglev_size = 100\n"))
+                .contains("maglev_size: 100 is not a prime")
+        );
+        assert!(refusal(&format!("{svc}{svc}")).contains("service[1] (tcp 10.0.0.1:80): duplicate service"));
+        assert!(refusal("[[service]]\nvip = \"0.0.0.0\"\nport = 1\n").contains("service[0] (tcp 0.0.0.0:1).vip"));
+        let unknown: Result<ServicesModel, _> =
+            toml::from_str("[[service]]\nvip = \"10.0.0.1\"\nport = 80\nschedular = \"rr\"\n");
+        assert!(unknown.unwrap_err().to_string().contains("schedular"));
+        let bad_sched: Result<ServicesModel, _> =
+            toml::from_str("[[service]]\nvip = \"10.0.0.1\"\nport = 80\nscheduler = \"xx\"\n");
+        assert!(bad_sched.unwrap_err().to_string().contains("xx"));
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let limits = Limits { max_services: 1, max_backends: 1 };
+        let err = Table::build(&model(TWO), Network::default(), limits, None, 0).unwrap_err();
+        assert!(err.0.contains("limit"), "{err}");
+    }
+}
