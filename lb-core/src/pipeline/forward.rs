@@ -72,6 +72,11 @@ pub(super) fn transport(w: &mut Worker, t: &Table, f: &mut impl Frame, ip: &Ip, 
         let seg = &d[ip.l4..ip.l3 + ip.total];
         let checked = match ip.proto {
             ip_proto::TCP => tcp::Packet::new_checked(seg).map(|p| (p.src_port(), p.dst_port(), p.flags())),
+            // A first fragment's UDP length covers the whole datagram, beyond this fragment.
+            _ if ip.fragment.is_some() => match seg.len() >= udp::HEADER_LEN {
+                true => Ok((get_u16(seg, 0), get_u16(seg, 2), 0)),
+                false => Err(WireError::Truncated),
+            },
             _ => udp::Packet::new_checked(seg).map(|p| (p.src_port(), p.dst_port(), 0)),
         };
         match checked {

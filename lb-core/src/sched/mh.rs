@@ -169,7 +169,7 @@ mod tests {
     fn weighted_shares_within_one_percent_when_m_exceeds_100n() {
         let n = 100;
         let ids = ids(n);
-        let weights: Vec<u32> = (0..n).map(|i| 1 + (i % 4) as u32).collect();
+        let weights: Vec<u32> = (1..=4u32).cycle().take(n).collect();
         let t = MaglevTable::build(&ids, &weights, DEFAULT_SIZE, 7).unwrap();
         let total: u32 = weights.iter().sum();
         for (i, share) in t.shares().iter().enumerate() {
