@@ -570,7 +570,6 @@ fn fixtures_cover_every_reachable_drop_reason() {
     let elsewhere = [
         DropReason::NoRoute,
         DropReason::TooBigNoDf,
-        DropReason::NdInvalid,
         DropReason::ConntrackFull,
         DropReason::ConntrackCollision,
         DropReason::LocalPortsExhausted,
