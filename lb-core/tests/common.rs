@@ -37,70 +37,9 @@ pub const fn b6(x: u8) -> [u8; 16] {
     [0xfd, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, x]
 }
 
-pub const NETWORK: &str = r#"
-local_addresses = ["10.1.0.254", "fd01::fe"]
-[[interface]]
-name = "client"
-addresses = ["10.0.0.1/24", "fd00::1/64"]
-[[interface]]
-name = "backend"
-addresses = ["10.1.0.1/24", "fd01::1/64"]
-"#;
+pub const NETWORK: &str = include_str!("data/network.toml");
 
-pub const SERVICES: &str = r#"
-[[service]]
-vip = "10.0.0.100"
-port = 80
-scheduler = "rr"
-backend = [{ address = "10.1.0.11", port = 8080, mode = "nat" }]
-
-[[service]]
-vip = "10.0.0.101"
-port = 80
-backend = [{ address = "10.1.0.12", port = 8080, mode = "fnat" }]
-
-[[service]]
-vip = "10.0.0.102"
-port = 80
-backend = [{ address = "10.1.0.13", mode = "dr" }]
-
-[[service]]
-vip = "10.0.0.103"
-port = 80
-backend = [{ address = "10.1.0.14", mode = "tun" }]
-
-[[service]]
-vip = "10.0.0.104"
-port = 53
-protocol = "udp"
-backend = [{ address = "10.1.0.15", mode = "gue", gue_port = 6080 }]
-
-[[service]]
-vip = "10.0.0.105"
-port = 5353
-protocol = "udp"
-backend = [{ address = "10.1.0.11", mode = "nat" }]
-
-[[service]]
-vip = "10.0.0.106"
-port = 80
-backend = [{ address = "10.1.0.16", weight = 0 }]
-
-[[service]]
-vip = "fd00::100"
-port = 80
-backend = [{ address = "fd01::11", port = 8080, mode = "nat" }]
-
-[[service]]
-vip = "fd00::102"
-port = 80
-backend = [{ address = "fd01::13", mode = "dr" }]
-
-[[service]]
-vip = "fd00::101"
-port = 80
-backend = [{ address = "fd01::12", port = 8080, mode = "fnat" }]
-"#;
+pub const SERVICES: &str = include_str!("data/services.toml");
 
 /// A worker and table on the two-armed fixture network, with backends' MACs known (as if
 /// resolved earlier) and clients learned from their own ARP/ND.

@@ -580,3 +580,21 @@ fn fixtures_cover_every_reachable_drop_reason() {
         assert!(named.contains(&r) || elsewhere.contains(&r), "no fixture drops for {}", r.name());
     }
 }
+
+/// Writes every fixture input as a seed for the fuzz target (port byte, u16 length, frame).
+/// Run with `LB_WRITE_CORPUS=1 cargo test --test fixtures write_fuzz_corpus` after changing
+/// the table; the seeds are committed under `lb-core/fuzz/seeds/process_burst/`.
+#[test]
+fn write_fuzz_corpus() {
+    if std::env::var_os("LB_WRITE_CORPUS").is_none() {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/process_burst");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, f) in table().iter().enumerate() {
+        let mut seed = vec![f.port as u8];
+        seed.extend_from_slice(&(f.input.len() as u16).to_be_bytes());
+        seed.extend_from_slice(&f.input);
+        std::fs::write(dir.join(format!("fixture-{i:02}")), seed).unwrap();
+    }
+}
