@@ -1,6 +1,8 @@
 //! Pipeline behaviour that needs its own worker or table state: scheduling through the real
 //! pipeline, table updates under live connections, the conntrack limits, and the drop reasons
 //! the shared fixture table cannot reach.
+// Test packets are small: their length casts cannot truncate.
+#![allow(clippy::cast_possible_truncation)]
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! connections and neighbours earlier rows created). It covers every forwarding mode in both
 //! directions, ARP, ND, ICMP echo and error relay, fragments, MTU, and every drop reason the
 //! pipeline can produce. `fixtures_to_pcap` in lb-dpdk's tests replays the same table on DPDK.
+// Test packets are small: their length casts cannot truncate.
+#![allow(clippy::cast_possible_truncation)]
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! Packet construction for the fixture tests, with etherparse as the independent oracle: every
 //! checksum in an input or an expected output is computed by etherparse, never by lb-core.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::cast_possible_truncation)]
 
 use etherparse::{
     ArpHardwareId, ArpOperation, ArpPacket, EtherType, Ethernet2Header, Icmpv4Header, Icmpv4Type, Icmpv6Header,
@@ -37,9 +37,9 @@ pub const fn b6(x: u8) -> [u8; 16] {
     [0xfd, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, x]
 }
 
-pub const NETWORK: &str = include_str!("data/network.toml");
+pub const NETWORK: &str = include_str!("../data/network.toml");
 
-pub const SERVICES: &str = include_str!("data/services.toml");
+pub const SERVICES: &str = include_str!("../data/services.toml");
 
 /// A worker and table on the two-armed fixture network, with backends' MACs known (as if
 /// resolved earlier) and clients learned from their own ARP/ND.
@@ -47,6 +47,12 @@ pub struct Lab {
     pub table: Table,
     pub worker: Worker,
     pub now_ms: u64,
+}
+
+impl Default for Lab {
+    fn default() -> Self {
+        Lab::new()
+    }
 }
 
 impl Lab {
