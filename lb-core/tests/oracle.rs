@@ -154,8 +154,8 @@ proptest! {
         let mut lab = Lab::new();
         let ip = V4::new(c4(2), c4(100 + (which as u8 % 5)));
         let mut b = match which {
-            0 | 1 | 2 => eth(LB0, client_mac(2), etherparse::EtherType::IPV4, &tcp4(&ip, 1000, 80, SYN, b"hello")),
-            3 | 4 => eth(LB0, client_mac(2), etherparse::EtherType::IPV4, &udp4(&V4::new(c4(2), c4(104)), 1000, 53, b"hello")),
+            0..=2 => eth(LB0, client_mac(2), etherparse::EtherType::IPV4, &tcp4(&ip, 1000, 80, SYN, b"hello")),
+            3..=4 => eth(LB0, client_mac(2), etherparse::EtherType::IPV4, &udp4(&V4::new(c4(2), c4(104)), 1000, 53, b"hello")),
             _ => eth(LB0, client_mac(2), etherparse::EtherType::IPV6, &tcp6(&V6::new(c6(2), c6(2)), 1000, 80, SYN, b"x")),
         };
         for (at, x) in flips { let n = b.len(); b[at % n] ^= x; }
