@@ -70,18 +70,22 @@ impl MaglevTable {
             skip.push(usize::try_from(step).unwrap_or(1));
         }
         let mut filled = 0usize;
+        // Occupancy as a bitmap: M/8 bytes stay in L1 where the u16 slots would not, and the
+        // probe loop (about M ln M probes in all) is the whole cost of a build.
+        let mut taken = vec![0u64; m.div_ceil(64)];
         'rounds: loop {
             for (k, &i) in live.iter().enumerate() {
                 for _ in 0..weights[i] / g {
                     // Walk backend i's permutation to its next free slot; a prime M makes every
                     // permutation visit every slot, so a free one is always found.
                     let (mut p, s) = (pos[k], skip[k]);
-                    while slots[p] != EMPTY {
+                    while taken[p >> 6] & (1 << (p & 63)) != 0 {
                         p += s;
                         if p >= m {
                             p -= m;
                         }
                     }
+                    taken[p >> 6] |= 1 << (p & 63);
                     slots[p] = u16::try_from(i).unwrap_or(EMPTY);
                     p += s;
                     if p >= m {
