@@ -55,9 +55,7 @@ fn populate(w: &mut Worker, t: &lb_core::Table, flows: u32, vip: u8) {
     let mut vs = [Verdict::Consumed; BURST];
     for start in (0..flows).step_by(BURST) {
         for (k, f) in fs.iter_mut().enumerate() {
-            let p = client_packet((start + u32::try_from(k).unwrap_or(0)) % flows, vip, flags::SYN);
-            f.set_len(p.len());
-            f.data_mut().copy_from_slice(&p);
+            f.reset(&client_packet((start + u32::try_from(k).unwrap_or(0)) % flows, vip, flags::SYN));
         }
         process_burst(w, t, &mut fs, &mut vs, 1);
     }
@@ -109,8 +107,8 @@ fn bench_new_flows(c: &mut Criterion) {
         let template = client_packet(0, 0, flags::SYN);
         let syn_for = |fs: &mut [VecFrame], vip: u8, next: &mut u32| {
             for f in fs.iter_mut() {
+                f.reset(&template);
                 let d = f.data_mut();
-                d[..template.len()].copy_from_slice(&template);
                 // A fresh client address and port per flow; the IPv4 checksum is made valid.
                 let src = lb_bench::client_of(*next + flows);
                 d[26..30].copy_from_slice(&src);

@@ -4,7 +4,7 @@
 
 use lb_core::flow::widen;
 use lb_core::net::{Network, NetworkModel};
-use lb_core::pipeline::{Frame, VecFrame};
+use lb_core::pipeline::VecFrame;
 use lb_core::service::{Limits, ServicesModel, Table};
 use lb_core::wire::{EtherType, MacAddr, checksum, ethernet, ipv4, tcp};
 use lb_core::{NeighTable, Steering, Worker, WorkerConfig};
@@ -86,9 +86,7 @@ pub fn client_packet(i: u32, vip: u8, flags: u8) -> Vec<u8> {
 /// Fills `frames` from the templates `packets[order[at..]]`, wrapping around.
 pub fn refill(frames: &mut [VecFrame], packets: &[Vec<u8>], order: &[u32], at: &mut usize) {
     for f in frames.iter_mut() {
-        let p = &packets[order[*at] as usize];
-        f.set_len(p.len());
-        f.data_mut().copy_from_slice(p);
+        f.reset(&packets[order[*at] as usize]);
         *at = if *at + 1 == order.len() { 0 } else { *at + 1 };
     }
 }

@@ -38,6 +38,19 @@ impl VecFrame {
         buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
         VecFrame { buf, start: HEADROOM, end: HEADROOM + bytes.len(), port }
     }
+
+    /// Reuses the frame for `bytes` with the full headroom back, as a fresh mbuf from RX has.
+    /// Returns false (and leaves the frame empty) when `bytes` does not fit.
+    pub fn reset(&mut self, bytes: &[u8]) -> bool {
+        self.start = HEADROOM;
+        self.end = HEADROOM;
+        if HEADROOM + bytes.len() > self.buf.len() {
+            return false;
+        }
+        self.end = HEADROOM + bytes.len();
+        self.buf[HEADROOM..self.end].copy_from_slice(bytes);
+        true
+    }
 }
 
 impl Frame for VecFrame {
