@@ -18,6 +18,10 @@ fn default_mtu() -> u16 {
 #[serde(deny_unknown_fields)]
 pub struct InterfaceModel {
     pub name: String,
+    /// The DPDK device behind this interface (lbd only): a PCI address such as "0000:01:00.0"
+    /// or a virtual device string such as "net_af_xdp0,iface=eth1".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     /// Addresses with prefix length, such as "10.0.0.1/24" or "2001:db8::1/64".
     #[serde(default)]
     pub addresses: Vec<String>,

@@ -1,0 +1,193 @@
+//! Threads and table publication. The control plane builds a new immutable `Table` and
+//! `publish`es it: one atomic pointer swap, which each worker sees at its next burst (a packet
+//! sees the old table or the new one, never a mix). Retired tables are kept until every
+//! worker has reported using a newer generation, then dropped here, on the control thread,
+//! never on a worker core.
+
+use crate::ffi::QueueId;
+use crate::mbuf::TxBuffer;
+use crate::port::Port;
+use crate::worker::{Control, LoopCounters, WorkerCtx, WorkerStats};
+use arc_swap::ArcSwap;
+use crossbeam::queue::ArrayQueue;
+use lb_core::lport::Steering;
+use lb_core::pipeline::Counters;
+use lb_core::service::Table;
+use lb_core::{NeighTable, Toeplitz, Worker, WorkerConfig};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Handoff ring size per worker pair (packets).
+const RING: usize = 1024;
+
+/// A cloneable view of the workers' statistics and the table in force (metrics, control).
+#[derive(Clone)]
+pub struct StatsHandle {
+    stats: Vec<Arc<Mutex<WorkerStats>>>,
+    table: Arc<ArcSwap<Table>>,
+}
+
+impl StatsHandle {
+    /// A copy of every worker's published statistics.
+    pub fn workers(&self) -> Vec<WorkerStats> {
+        self.stats.iter().filter_map(|s| s.lock().ok().map(|g| g.clone())).collect()
+    }
+
+    /// The table in force.
+    pub fn table(&self) -> Arc<Table> {
+        self.table.load_full()
+    }
+}
+
+/// A running set of workers.
+pub struct Runtime {
+    handles: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    table: Arc<ArcSwap<Table>>,
+    retired: Vec<Arc<Table>>,
+    seen: Vec<Arc<AtomicU64>>,
+    stats: Vec<Arc<Mutex<WorkerStats>>>,
+    control: Vec<crossbeam::channel::Sender<Control>>,
+    neigh: Arc<NeighTable>,
+}
+
+impl Runtime {
+    /// Starts one worker per entry of `cores` (a core id to pin to, or `None` to float), each
+    /// owning queue `i` of every port.
+    pub fn start(ports: &[Port], cores: &[Option<usize>], cfg: &WorkerConfig, table: Table) -> Runtime {
+        let workers = cores.len().max(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let table = Arc::new(ArcSwap::from_pointee(table));
+        let neigh = Arc::new(NeighTable::new(4096, 300_000));
+        let rss = ports.iter().all(|p| p.rss.is_some());
+        // Without RSS on every port, connections are steered in software between workers.
+        let handoff = (!rss && workers > 1).then(|| {
+            (0..workers)
+                .map(|_| (0..workers).map(|_| Arc::new(ArrayQueue::new(RING))).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        });
+        let mut rt = Runtime {
+            handles: Vec::new(),
+            stop: Arc::clone(&stop),
+            table: Arc::clone(&table),
+            retired: Vec::new(),
+            seen: Vec::new(),
+            stats: Vec::new(),
+            control: Vec::new(),
+            neigh: Arc::clone(&neigh),
+        };
+        for (i, core) in cores.iter().copied().enumerate().take(workers) {
+            let q = u16::try_from(i).unwrap_or(0);
+            let steering = match ports.iter().find_map(|p| p.rss.as_ref()) {
+                Some((key, reta)) if rss && workers > 1 => match Toeplitz::new(key) {
+                    Ok(toeplitz) => Steering::Rss { toeplitz, reta: reta.clone(), queue: q },
+                    Err(_) => Steering::Partition { workers: u16::try_from(workers).unwrap_or(1), index: q },
+                },
+                _ if workers > 1 => Steering::Partition { workers: u16::try_from(workers).unwrap_or(1), index: q },
+                _ => Steering::Any,
+            };
+            let seen = Arc::new(AtomicU64::new(0));
+            let stats = Arc::new(Mutex::new(WorkerStats {
+                index: i,
+                core,
+                loops: LoopCounters::default(),
+                counters: Counters::new(0, 0),
+                conns: 0,
+                tsc_hz: 1,
+            }));
+            let (tx, rx) = crossbeam::channel::bounded(16);
+            let ctx = WorkerCtx {
+                index: i,
+                core,
+                workers,
+                worker: Worker::new(cfg, Arc::clone(&neigh), steering),
+                rx: ports.iter().map(|p| (p.id, QueueId(q))).collect(),
+                tx: ports.iter().map(|p| TxBuffer::new(p.id, QueueId(q))).collect(),
+                table: Arc::clone(&table),
+                seen_generation: Arc::clone(&seen),
+                stop: Arc::clone(&stop),
+                stats: Arc::clone(&stats),
+                control: rx,
+                handoff: handoff.clone(),
+            };
+            rt.seen.push(seen);
+            rt.stats.push(stats);
+            rt.control.push(tx);
+            rt.handles.push(
+                std::thread::Builder::new()
+                    .name(format!("lbd-worker-{i}"))
+                    .spawn(move || ctx.run())
+                    .unwrap_or_else(|e| panic!("cannot start worker thread {i}: {e}")),
+            );
+        }
+        rt
+    }
+
+    /// The table in force.
+    pub fn table(&self) -> Arc<Table> {
+        self.table.load_full()
+    }
+
+    /// The shared neighbour table.
+    pub fn neighbours(&self) -> &Arc<NeighTable> {
+        &self.neigh
+    }
+
+    /// Publishes a new table; returns the generation it carries.
+    pub fn publish(&mut self, table: Table) -> u64 {
+        let generation = table.generation;
+        let old = self.table.swap(Arc::new(table));
+        self.retired.push(old);
+        self.reap();
+        generation
+    }
+
+    /// Drops retired tables no worker can still be using.
+    pub fn reap(&mut self) {
+        let oldest_seen = self.seen.iter().map(|s| s.load(Ordering::Acquire)).min().unwrap_or(u64::MAX);
+        self.retired.retain(|t| t.generation >= oldest_seen);
+    }
+
+    /// Waits until every worker has used `generation` (or `timeout` passes); returns the time
+    /// it took, which is what "command to every worker on the new table" measures.
+    pub fn wait_for(&mut self, generation: u64, timeout: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.seen.iter().all(|s| s.load(Ordering::Acquire) >= generation) {
+                let took = start.elapsed();
+                self.reap();
+                return Some(took);
+            }
+            std::thread::yield_now();
+        }
+        None
+    }
+
+    /// A copy of every worker's published statistics.
+    pub fn stats(&self) -> Vec<WorkerStats> {
+        self.handle().workers()
+    }
+
+    /// A handle for threads that read statistics.
+    pub fn handle(&self) -> StatsHandle {
+        StatsHandle { stats: self.stats.clone(), table: Arc::clone(&self.table) }
+    }
+
+    /// Sends a control request to every worker.
+    pub fn broadcast(&self, make: impl Fn() -> Control) {
+        for c in &self.control {
+            let _ = c.send(make());
+        }
+    }
+
+    /// Stops the workers (they flush TX first) and joins them.
+    pub fn stop(mut self) -> Vec<WorkerStats> {
+        self.stop.store(true, Ordering::SeqCst);
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+        self.stats()
+    }
+}

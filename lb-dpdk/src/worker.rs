@@ -1,0 +1,210 @@
+//! The poll-mode worker: one pinned thread per core, each owning one RX and one TX queue per
+//! port. Every turn it receives a burst from each port, hands packets of connections it does
+//! not own to their owner (ports without RSS only), runs lb-core's `process_burst` on the rest
+//! against the table snapshot loaded once for the burst, and queues the results for TX. TX
+//! buffers are flushed when full and on a drain timer (~100 us); what the NIC refuses is freed
+//! and counted. Cycles spent on polls that returned packets and on empty polls are counted
+//! apart, so cycles per packet can be read at any time.
+
+use crate::ffi::{self, PortId, QueueId};
+use crate::mbuf::{BURST, Mbuf, RxBurst, TxBuffer};
+use crate::steer;
+use arc_swap::ArcSwap;
+use crossbeam::queue::ArrayQueue;
+use lb_core::pipeline::{Counters, Frame, Verdict};
+use lb_core::service::Table;
+use lb_core::{Timeouts, Worker, process_burst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Counters of the poll loop itself (lb-core counts what happens to packets).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoopCounters {
+    /// TSC cycles in turns that received at least one packet.
+    pub busy_cycles: u64,
+    /// TSC cycles in turns that received nothing.
+    pub idle_cycles: u64,
+    pub busy_turns: u64,
+    pub idle_turns: u64,
+    /// Packets the NIC refused at TX (freed).
+    pub tx_refused: u64,
+    /// Packets handed to another worker / received from one / dropped because its ring was full.
+    pub handed_off: u64,
+    pub handed_in: u64,
+    pub handoff_dropped: u64,
+}
+
+/// What a worker publishes for the control plane (copied every few milliseconds).
+#[derive(Debug, Clone)]
+pub struct WorkerStats {
+    pub index: usize,
+    pub core: Option<usize>,
+    pub loops: LoopCounters,
+    pub counters: Counters,
+    pub conns: usize,
+    pub tsc_hz: u64,
+}
+
+/// Requests the control thread sends a worker (served every 16th turn, like ip_pipeline).
+#[derive(Debug)]
+pub enum Control {
+    SetTimeouts(Timeouts),
+    /// Reply with a copy of every live connection.
+    ListConns(crossbeam::channel::Sender<Vec<lb_core::conntrack::Conn>>),
+    /// Zero the packet counters.
+    ZeroCounters,
+}
+
+/// Rings between workers: `rings[from][to]`.
+pub type Handoff = Vec<Vec<Arc<ArrayQueue<Mbuf>>>>;
+
+/// Everything one worker thread owns or shares.
+pub struct WorkerCtx {
+    pub index: usize,
+    pub core: Option<usize>,
+    pub workers: usize,
+    pub worker: Worker,
+    /// (port, queue) pairs this worker receives from.
+    pub rx: Vec<(PortId, QueueId)>,
+    /// One TX buffer per port, indexed by port position.
+    pub tx: Vec<TxBuffer>,
+    pub table: Arc<ArcSwap<Table>>,
+    /// The table generation this worker last used (for the control plane's grace period).
+    pub seen_generation: Arc<AtomicU64>,
+    pub stop: Arc<AtomicBool>,
+    pub stats: Arc<Mutex<WorkerStats>>,
+    pub control: crossbeam::channel::Receiver<Control>,
+    /// Present when ports lack RSS and there is more than one worker.
+    pub handoff: Option<Handoff>,
+}
+
+/// TX drain interval in microseconds (DPDK l3fwd's BURST_TX_DRAIN_US).
+const DRAIN_US: u64 = 100;
+/// Stats are published this often.
+const PUBLISH_MS: u64 = 20;
+
+impl WorkerCtx {
+    /// Runs the poll loop until `stop` is set; then flushes TX and returns.
+    pub fn run(mut self) {
+        if let Some(core) = self.core {
+            core_affinity::set_for_current(core_affinity::CoreId { id: core });
+        }
+        let hz = ffi::tsc_hz().max(1);
+        let drain_tsc = hz / 1_000_000 * DRAIN_US;
+        let start = ffi::tsc();
+        let mut last_drain = start;
+        let mut last_publish_ms = 0u64;
+        let mut loops = LoopCounters::default();
+        let mut rx = RxBurst::default();
+        // Reserved once: batches never reallocate on the packet path.
+        let cap = BURST * (self.rx.len() + self.workers.max(1));
+        let mut batch: Vec<Mbuf> = Vec::with_capacity(cap);
+        let mut verdicts: Vec<Verdict> = vec![Verdict::Consumed; cap];
+        let mut turn = 0u64;
+        while !self.stop.load(Ordering::Relaxed) {
+            let t0 = ffi::tsc();
+            let table = self.table.load();
+            for i in 0..self.rx.len() {
+                let (port, queue) = self.rx[i];
+                if rx.receive(port, queue) == 0 {
+                    continue;
+                }
+                for m in rx.drain() {
+                    match &self.handoff {
+                        Some(rings) => {
+                            let to = steer::owner(&table, m.data(), self.workers);
+                            if to == self.index {
+                                batch.push(m);
+                            } else if rings[self.index][to].push(m).is_ok() {
+                                loops.handed_off += 1;
+                            } else {
+                                loops.handoff_dropped += 1;
+                            }
+                        }
+                        None => batch.push(m),
+                    }
+                }
+            }
+            if let Some(rings) = &self.handoff {
+                for from in rings.iter() {
+                    while batch.len() < cap {
+                        let Some(m) = from[self.index].pop() else { break };
+                        loops.handed_in += 1;
+                        batch.push(m);
+                    }
+                }
+            }
+            let now_ms = (t0 - start) / (hz / 1000).max(1);
+            let got = batch.len();
+            if got == 0 {
+                self.worker.expire(now_ms);
+            } else {
+                let n = batch.len();
+                process_burst(&mut self.worker, &table, &mut batch, &mut verdicts[..n], now_ms);
+                for (m, v) in batch.drain(..).zip(verdicts.iter()) {
+                    if let Verdict::Tx(p) = *v
+                        && let Some(tx) = self.tx.get_mut(usize::from(p))
+                        && let Some(f) = tx.push(m)
+                    {
+                        loops.tx_refused += f.dropped as u64;
+                    }
+                    // Every other verdict frees the mbuf here (drop reasons were counted).
+                }
+            }
+            self.seen_generation.store(table.generation, Ordering::Release);
+            drop(table);
+            let t1 = ffi::tsc();
+            if t1 - last_drain > drain_tsc {
+                for tx in &mut self.tx {
+                    loops.tx_refused += tx.flush().dropped as u64;
+                }
+                last_drain = t1;
+            }
+            let spent = ffi::tsc() - t0;
+            turn += 1;
+            if got > 0 {
+                loops.busy_cycles += spent;
+                loops.busy_turns += 1;
+            } else {
+                loops.idle_cycles += spent;
+                loops.idle_turns += 1;
+            }
+            if turn % 16 == 0 {
+                while let Ok(c) = self.control.try_recv() {
+                    self.serve(c);
+                }
+                if now_ms - last_publish_ms >= PUBLISH_MS {
+                    self.publish(&loops, hz);
+                    last_publish_ms = now_ms;
+                }
+            }
+        }
+        for tx in &mut self.tx {
+            loops.tx_refused += tx.flush().dropped as u64;
+        }
+        self.publish(&loops, hz);
+    }
+
+    fn serve(&mut self, c: Control) {
+        match c {
+            Control::SetTimeouts(t) => self.worker.set_timeouts(t),
+            Control::ListConns(reply) => {
+                let _ = reply.send(self.worker.conns.iter().copied().collect());
+            }
+            Control::ZeroCounters => {
+                let c = &mut self.worker.counters;
+                *c = Counters::new(c.services.len(), c.backends.len());
+            }
+        }
+    }
+
+    fn publish(&self, loops: &LoopCounters, hz: u64) {
+        // Never wait for the control plane: skip this round if it holds the lock.
+        if let Ok(mut s) = self.stats.try_lock() {
+            s.loops = *loops;
+            s.counters.clone_from(&self.worker.counters);
+            s.conns = self.worker.conns.len();
+            s.tsc_hz = hz;
+        }
+    }
+}

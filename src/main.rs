@@ -1,0 +1,213 @@
+//! lbd, the load balancer daemon: reads its TOML configuration, brings up EAL and the ports,
+//! starts one pinned poll-mode worker per configured core, serves metrics, and on SIGTERM or
+//! SIGINT stops the workers, flushes TX, closes the ports and releases its hugepages.
+#![forbid(unsafe_code)]
+
+mod config;
+mod metrics;
+
+use config::Config;
+use lb_core::WorkerConfig;
+use lb_core::net::Network;
+use lb_core::pipeline::DropReason;
+use lb_core::service::{Limits, ServicesModel, Table};
+use lb_core::wire::MacAddr;
+use lb_dpdk::eal::{Eal, EalArgs, free_hugepages};
+use lb_dpdk::ffi;
+use lb_dpdk::port::{Port, PortConfig};
+use lb_dpdk::runtime::Runtime;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+const USAGE: &str = "usage: lbd --config FILE [--check]\n       lbd --version";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut config = None;
+    let mut check_only = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--config" | "-c" => config = it.next().map(PathBuf::from),
+            "--check" => check_only = true,
+            "--version" | "-V" => {
+                println!("lbd {} (built against DPDK {})", env!("CARGO_PKG_VERSION"), env!("LBD_DPDK_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("lbd: unknown argument '{other}'\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let Some(path) = config else {
+        eprintln!("lbd: --config FILE is required\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = Config::load(&path).and_then(|cfg| {
+        validate(&cfg)?;
+        if check_only {
+            println!("lbd: {}: configuration is valid", path.display());
+            return Ok(());
+        }
+        run(&cfg)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lbd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn services_model(cfg: &Config) -> ServicesModel {
+    ServicesModel { services: cfg.services.clone() }
+}
+
+/// Builds the network and the table with placeholder MACs, so that a bad configuration is
+/// refused before DPDK is touched.
+fn validate(cfg: &Config) -> Result<(), String> {
+    let macs = vec![MacAddr::ZERO; cfg.network.interfaces.len()];
+    let network = Network::build(&cfg.network, &macs).map_err(|e| e.0)?;
+    Table::build(&services_model(cfg), network, Limits::default(), None, cfg.control.maglev_seed).map_err(|e| e.0)?;
+    Ok(())
+}
+
+fn run(cfg: &Config) -> Result<(), String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| format!("cannot handle signal {sig}: {e}"))?;
+    }
+    let devices: Vec<&str> = cfg.network.interfaces.iter().map(|i| i.device.as_deref().unwrap_or_default()).collect();
+    let mut no_huge = cfg.eal.no_huge;
+    if !no_huge && free_hugepages() == 0 {
+        eprintln!(
+            "lbd: warning: no free hugepages (see /proc/meminfo); running with --no-huge, which is slower. Reserve some: echo 512 > /proc/sys/vm/nr_hugepages"
+        );
+        no_huge = true;
+    }
+    let mut cores = vec![cfg.eal.main_core];
+    cores.extend(cfg.workers.cores.iter().copied());
+    let eal_args = EalArgs {
+        file_prefix: cfg.eal.file_prefix.clone(),
+        cores,
+        vdevs: devices.iter().filter(|d| Config::is_vdev(d)).map(|d| (*d).to_string()).collect(),
+        pci: devices.iter().filter(|d| !Config::is_vdev(d)).map(|d| (*d).to_string()).collect(),
+        no_huge,
+        memory_mb: Some(cfg.eal.memory_mb),
+        in_memory: false,
+        extra: cfg.eal.extra.clone(),
+    };
+    let eal = Eal::init(&eal_args).map_err(|e| format!("EAL: {e} (arguments: {})", eal_args.to_args().join(" ")))?;
+    if let Err(e) = ffi::pdump_init() {
+        eprintln!("lbd: warning: packet capture (dpdk-dumpcap) unavailable: {e}");
+    }
+    let workers = cfg.workers.cores.len();
+    let pool = ffi::pktmbuf_pool_create("lbd_pool", cfg.workers.mbufs, 256, 2048 + 128)
+        .map_err(|e| format!("mempool: {e}"))?;
+    let mut ports = Vec::new();
+    for (i, itf) in cfg.network.interfaces.iter().enumerate() {
+        let pc = PortConfig {
+            queues: u16::try_from(workers).unwrap_or(1),
+            descriptors: cfg.workers.descriptors,
+            mtu: itf.mtu,
+            promiscuous: true,
+        };
+        let device = itf.device.as_deref().unwrap_or_default();
+        let port = Port::open(device, &pc, &pool)
+            .map_err(|e| format!("network.interface[{i}] ({}).device '{device}': {e}", itf.name))?;
+        if usize::from(port.id.0) != i {
+            return Err(format!(
+                "network.interface[{i}] ({}): DPDK numbered it port {}; list interfaces in the order EAL probes them",
+                itf.name, port.id.0
+            ));
+        }
+        ports.push(port);
+    }
+    let macs: Vec<MacAddr> = ports.iter().map(|p| MacAddr(p.mac)).collect();
+    let network = Network::build(&cfg.network, &macs).map_err(|e| e.0)?;
+    let table = Table::build(&services_model(cfg), network, Limits::default(), None, cfg.control.maglev_seed)
+        .map_err(|e| e.0)?;
+    let services = table.services().len();
+    let wcfg = WorkerConfig {
+        conn_capacity: cfg.conntrack.capacity,
+        embryonic_limit: cfg.conntrack.embryonic_limit,
+        timeouts: cfg.timeouts,
+        ..Default::default()
+    };
+    let cores: Vec<Option<usize>> = cfg.workers.cores.iter().map(|c| Some(*c)).collect();
+    let mut rt = Runtime::start(&ports, &cores, &wcfg, table);
+    if !cfg.control.metrics.is_empty() {
+        metrics::serve(&cfg.control.metrics, rt.handle())?;
+    }
+    for p in &ports {
+        let rss = if p.rss.is_some() { "RSS" } else { "software steering" };
+        println!(
+            "lbd: port {} {} ({}) mac {} queues {} ({rss})",
+            p.id.0,
+            p.name,
+            p.info.driver,
+            MacAddr(p.mac),
+            p.queues
+        );
+    }
+    println!(
+        "lbd: running {workers} worker(s) on cores {:?}, {services} service(s); {}",
+        cfg.workers.cores,
+        ffi::version()
+    );
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        rt.reap();
+    }
+    let stats = rt.stop();
+    let mut total = lb_core::pipeline::Counters::new(0, 0);
+    let mut refused = 0;
+    for s in &stats {
+        total.accumulate(&s.counters);
+        refused += s.loops.tx_refused;
+    }
+    let drops: Vec<String> = DropReason::ALL
+        .iter()
+        .filter(|r| total.drop_count(**r) > 0)
+        .map(|r| format!("{}={}", r.name(), total.drop_count(*r)))
+        .collect();
+    println!(
+        "lbd: stopped: rx={} tx={} tx_refused={refused} conns_created={} drops: {}",
+        total.rx_packets,
+        total.tx_packets,
+        total.conns_created,
+        if drops.is_empty() { "none".into() } else { drops.join(" ") }
+    );
+    for p in &ports {
+        if let Err(e) = p.close() {
+            eprintln!("lbd: warning: closing port {}: {e}", p.name);
+        }
+    }
+    ffi::mempool_free(pool);
+    eal.cleanup().map_err(|e| format!("EAL cleanup: {e}"))?;
+    remove_hugepage_files(&cfg.eal.file_prefix);
+    // EAL's runtime directory for this prefix (its multi-process socket and config files).
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", cfg.eal.file_prefix));
+    Ok(())
+}
+
+/// Deletes this process's hugepage files (named after its file prefix), which keep the pages
+/// reserved after exit when EAL ran with shared (non in-memory) hugepages.
+fn remove_hugepage_files(prefix: &str) {
+    let Ok(dir) = std::fs::read_dir("/dev/hugepages") else { return };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        if name.to_string_lossy().starts_with(&format!("{prefix}map_")) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The Prometheus text endpoint: per worker, drop reason, service and backend, plus the busy and
+//! idle cycle counters. Served by a plain thread on a loopback address; one request at a time.
+
+use lb_core::flow::to_ip;
+use lb_core::pipeline::DropReason;
+use lb_dpdk::runtime::StatsHandle;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+
+/// Renders every metric as Prometheus text.
+pub fn render(h: &StatsHandle) -> String {
+    let mut o = String::new();
+    let stats = h.workers();
+    let table = h.table();
+    let mut put = |name: &str, help: &str, kind: &str, rows: &mut dyn Iterator<Item = (String, u64)>| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in rows {
+            let _ = writeln!(o, "{name}{{{labels}}} {v}");
+        }
+    };
+    let w = |s: &lb_dpdk::worker::WorkerStats| format!("worker=\"{}\"", s.index);
+    put(
+        "lbd_rx_packets_total",
+        "Packets received.",
+        "counter",
+        &mut stats.iter().map(|s| (w(s), s.counters.rx_packets)),
+    );
+    put(
+        "lbd_tx_packets_total",
+        "Packets transmitted.",
+        "counter",
+        &mut stats.iter().map(|s| (w(s), s.counters.tx_packets)),
+    );
+    put("lbd_rx_bytes_total", "Bytes received.", "counter", &mut stats.iter().map(|s| (w(s), s.counters.rx_bytes)));
+    put("lbd_tx_bytes_total", "Bytes transmitted.", "counter", &mut stats.iter().map(|s| (w(s), s.counters.tx_bytes)));
+    put(
+        "lbd_drops_total",
+        "Packets dropped, by reason.",
+        "counter",
+        &mut stats.iter().flat_map(|s| {
+            DropReason::ALL
+                .iter()
+                .map(move |r| (format!("worker=\"{}\",reason=\"{}\"", s.index, r.name()), s.counters.drop_count(*r)))
+        }),
+    );
+    put(
+        "lbd_tx_refused_total",
+        "Packets the NIC refused at transmit.",
+        "counter",
+        &mut stats.iter().map(|s| (w(s), s.loops.tx_refused)),
+    );
+    put(
+        "lbd_busy_cycles_total",
+        "TSC cycles in polls that returned packets.",
+        "counter",
+        &mut stats.iter().map(|s| (w(s), s.loops.busy_cycles)),
+    );
+    put(
+        "lbd_idle_cycles_total",
+        "TSC cycles in polls that returned nothing.",
+        "counter",
+        &mut stats.iter().map(|s| (w(s), s.loops.idle_cycles)),
+    );
+    put("lbd_tsc_hz", "TSC frequency.", "gauge", &mut stats.iter().map(|s| (w(s), s.tsc_hz)));
+    put("lbd_connections", "Tracked connections.", "gauge", &mut stats.iter().map(|s| (w(s), s.conns as u64)));
+    put(
+        "lbd_conns_created_total",
+        "Connections created.",
+        "counter",
+        &mut stats.iter().map(|s| (w(s), s.counters.conns_created)),
+    );
+    put(
+        "lbd_stateless_total",
+        "New flows forwarded without an entry (table or embryonic cap full).",
+        "counter",
+        &mut stats.iter().map(|s| (w(s), s.counters.stateless)),
+    );
+    let sum = |f: &dyn Fn(&lb_dpdk::worker::WorkerStats) -> u64| stats.iter().map(f).sum::<u64>();
+    for (metric, help, pick) in [
+        ("lbd_service_conns_total", "Connections per service.", 0),
+        ("lbd_service_in_packets_total", "Client-to-backend packets per service.", 1),
+        ("lbd_service_out_packets_total", "Backend-to-client packets per service.", 2),
+    ] {
+        let rows: Vec<(String, u64)> = table
+            .services()
+            .iter()
+            .map(|svc| {
+                let id = svc.id as usize;
+                let v =
+                    sum(&|s| s.counters.services.get(id).map_or(0, |c| [c.conns, c.in_packets, c.out_packets][pick]));
+                (format!("service=\"{}\"", svc.key), v)
+            })
+            .collect();
+        put(metric, help, "counter", &mut rows.into_iter());
+    }
+    for (metric, help, pick) in [
+        ("lbd_backend_conns_total", "Connections per backend.", 0),
+        ("lbd_backend_in_packets_total", "Client-to-backend packets per backend.", 1),
+        ("lbd_backend_out_packets_total", "Backend-to-client packets per backend.", 2),
+    ] {
+        let rows: Vec<(String, u64)> = table
+            .services()
+            .iter()
+            .flat_map(|svc| svc.backends.iter().map(move |b| (svc, b)))
+            .map(|(svc, b)| {
+                let id = b.id as usize;
+                let v =
+                    sum(&|s| s.counters.backends.get(id).map_or(0, |c| [c.conns, c.in_packets, c.out_packets][pick]));
+                (format!("service=\"{}\",backend=\"{}:{}\"", svc.key, to_ip(b.addr, b.v6), b.port), v)
+            })
+            .collect();
+        put(metric, help, "counter", &mut rows.into_iter());
+    }
+    o
+}
+
+/// Serves `render` over HTTP on `addr` until the process ends.
+pub fn serve(addr: &str, h: StatsHandle) -> Result<(), String> {
+    let listener = TcpListener::bind(addr).map_err(|e| format!("control.metrics: cannot listen on {addr}: {e}"))?;
+    std::thread::Builder::new()
+        .name("lbd-metrics".into())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut s = stream;
+                let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+                let body = render(&h);
+                let _ = write!(
+                    s,
+                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        })
+        .map_err(|e| format!("cannot start the metrics thread: {e}"))?;
+    Ok(())
+}
