@@ -169,7 +169,7 @@ impl WorkerCtx {
                 loops.idle_cycles += spent;
                 loops.idle_turns += 1;
             }
-            if turn % 16 == 0 {
+            if turn.is_multiple_of(16) {
                 while let Ok(c) = self.control.try_recv() {
                     self.serve(c);
                 }
