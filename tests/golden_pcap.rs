@@ -40,7 +40,8 @@ fn service_toml(mode: &str) -> String {
     )
 }
 
-fn tcp(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, syn: bool, ack: bool, payload: &[u8], from: [u8; 6]) -> Vec<u8> {
+/// A TCP frame; `(syn, ack)` are the flags set.
+fn tcp(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, (syn, ack): (bool, bool), payload: &[u8], from: [u8; 6]) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(from, LB).ipv4(src, dst, 64).tcp(sp, dp, 1000, 64240);
     let b = if syn { b.syn() } else { b };
     let b = if ack { b.ack(5000) } else { b };
@@ -88,14 +89,14 @@ fn input(mode: &str) -> Vec<Vec<u8>> {
         v.push(bad);
         return v;
     }
-    v.push(tcp(c, vip, 40000, 80, true, false, b"", CLIENT));
+    v.push(tcp(c, vip, 40000, 80, (true, false), b"", CLIENT));
     match mode {
-        "nat" => v.push(tcp([10, 0, 0, 11], c, 8080, 40000, true, true, b"", BACKEND)),
-        "fnat" => v.push(tcp([10, 0, 0, 11], [10, 0, 0, 254], 8080, 1024, true, true, b"", BACKEND)),
+        "nat" => v.push(tcp([10, 0, 0, 11], c, 8080, 40000, (true, true), b"", BACKEND)),
+        "fnat" => v.push(tcp([10, 0, 0, 11], [10, 0, 0, 254], 8080, 1024, (true, true), b"", BACKEND)),
         _ => {}
     }
-    v.push(tcp(c, vip, 40000, 80, false, true, b"GET / HTTP/1.0\r\n\r\n", CLIENT));
-    let mut bad = tcp(c, vip, 40001, 80, true, false, b"", CLIENT);
+    v.push(tcp(c, vip, 40000, 80, (false, true), b"GET / HTTP/1.0\r\n\r\n", CLIENT));
+    let mut bad = tcp(c, vip, 40001, 80, (true, false), b"", CLIENT);
     bad[14 + 10] ^= 0xff; // IPv4 header checksum: dropped and counted
     v.push(bad);
     v
