@@ -41,7 +41,15 @@ fn service_toml(mode: &str) -> String {
 }
 
 /// A TCP frame; `(syn, ack)` are the flags set.
-fn tcp(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, (syn, ack): (bool, bool), payload: &[u8], from: [u8; 6]) -> Vec<u8> {
+fn tcp(
+    src: [u8; 4],
+    dst: [u8; 4],
+    sp: u16,
+    dp: u16,
+    (syn, ack): (bool, bool),
+    payload: &[u8],
+    from: [u8; 6],
+) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(from, LB).ipv4(src, dst, 64).tcp(sp, dp, 1000, 64240);
     let b = if syn { b.syn() } else { b };
     let b = if ack { b.ack(5000) } else { b };

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone on Debian 12 as root: installs what is missing,
+# checks formatting and lints, runs a bounded fuzz run of the packet pipeline, then every test
+# of the workspace (unit, property, fixture, DPDK golden pcap). Ends with one summary line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+echo "== cargo fmt --check"
+cargo fmt --all --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== fuzz (bounded)"
+scripts/fuzz.sh "${LB_FUZZ_SECONDS:-60}"
+echo "== cargo test"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace 2>&1 | tee "$log" || status=$?
+read -r passed failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$log")
+echo "tests: $passed passed, $failed failed"
+exit "$status"
