@@ -100,7 +100,8 @@ mod tests {
     #[test]
     fn scattered_packets_of_one_flow_all_reach_the_owner() {
         let t = table();
-        let workers = 4;
+        let workers = 4usize;
+        let workers16 = 4u16;
         let neigh = Arc::new(NeighTable::new(64, u64::MAX));
         neigh.insert(&lb_core::flow::widen([10, 1, 0, 11]), false, MacAddr([2, 0, 0, 0, 0xb, 11]), 1, 0, true);
         neigh.insert(&lb_core::flow::widen([10, 1, 0, 12]), false, MacAddr([2, 0, 0, 0, 0xb, 12]), 1, 0, true);
@@ -108,7 +109,11 @@ mod tests {
         let cfg = WorkerConfig { conn_capacity: 1024, ..Default::default() };
         let mut ws: Vec<Worker> = (0..workers)
             .map(|i| {
-                Worker::new(&cfg, Arc::clone(&neigh), Steering::Partition { workers: workers as u16, index: i as u16 })
+                Worker::new(
+                    &cfg,
+                    Arc::clone(&neigh),
+                    Steering::Partition { workers: workers16, index: u16::try_from(i).unwrap() },
+                )
             })
             .collect();
         let mut seed = 0x1234_5678u64;
@@ -131,7 +136,7 @@ mod tests {
                     seed ^= seed << 13;
                     seed ^= seed >> 7;
                     seed ^= seed << 17;
-                    let arrived_on = (seed % workers as u64) as usize;
+                    let arrived_on = seed % u64::from(workers16);
                     let to = owner(&t, &p, workers);
                     assert_eq!(
                         to,
