@@ -188,6 +188,15 @@ fn run(cfg: &Config) -> Result<(), String> {
         if drops.is_empty() { "none".into() } else { drops.join(" ") }
     );
     for p in &ports {
+        if let Ok(s) = p.stats() {
+            println!(
+                "lbd: port {} {}: ipackets={} opackets={} imissed={} ierrors={} oerrors={} rx_nombuf={}",
+                p.id.0, p.name, s.ipackets, s.opackets, s.imissed, s.ierrors, s.oerrors, s.rx_nombuf
+            );
+        }
+    }
+    println!("lbd: mbufs available at exit: {} of {}", ffi::mempool_avail(&pool), cfg.workers.mbufs);
+    for p in &ports {
         if let Err(e) = p.close() {
             eprintln!("lbd: warning: closing port {}: {e}", p.name);
         }

@@ -1,0 +1,69 @@
+//! The network-namespace lab (tests/lab/): real clients and servers around lbd, one scenario per
+//! test. Needs root (namespaces, veth, DPDK); the scenarios run one at a time because each
+//! runs a busy-polling lbd on core 1.
+
+use std::process::Command;
+use std::sync::Mutex;
+
+static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn scenario(name: &str) {
+    let _guard = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Namespaces need root; outside CI a non-root run skips instead of failing.
+    let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    if !root && std::env::var_os("CI").is_none() {
+        eprintln!("skipping lab scenario {name}: needs root");
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/run.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(name)
+        .env("LBD", env!("CARGO_BIN_EXE_lbd"))
+        .output()
+        .expect("run the lab script");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    assert!(out.status.success(), "lab scenario {name} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("PASS [{name}]")), "lab scenario {name} did not pass:\n{stdout}");
+}
+
+#[test]
+fn lab_nat_two_armed() {
+    scenario("nat");
+}
+
+#[test]
+fn lab_fnat_two_armed() {
+    scenario("fnat");
+}
+
+#[test]
+fn lab_dr_one_armed() {
+    scenario("dr");
+}
+
+#[test]
+fn lab_tun_encapsulates_to_each_backend() {
+    scenario("tun");
+}
+
+#[test]
+fn lab_gue_encapsulates_to_each_backend() {
+    scenario("gue");
+}
+
+#[test]
+fn lab_nat_ipv6() {
+    scenario("nat6");
+}
+
+#[test]
+fn lab_dr_ipv6() {
+    scenario("dr6");
+}
+
+#[test]
+fn lab_nat_over_af_xdp() {
+    scenario("xdp");
+}

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# One lab scenario end to end: `tests/lab/run.sh SCENARIO`. Exits non-zero, saying why, when a
+# check fails. Scenarios: nat, fnat, dr, tun, gue, nat6, dr6 (AF_PACKET ports), xdp (AF_XDP).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lab.sh"
+scenario=${1:?usage: run.sh SCENARIO}
+
+fail() { echo "FAIL [$scenario]: $*" >&2; echo "--- lbd log" >&2; cat "$LAB_DIR/lbd.log" >&2 || true; exit 1; }
+check() { echo "ok [$scenario]: $*"; }
+
+# Counts each line of stdin; prints "name count" sorted by name.
+tally() { sort | uniq -c | awk '{print $2, $1}'; }
+
+expect_spread() {
+    local got=$1 want=$2 what=$3
+    [ "$got" = "$want" ] || fail "$what: got [$(echo "$got" | tr '\n' ' ')], want [$(echo "$want" | tr '\n' ' ')]"
+    check "$what"
+}
+
+ping_vip() {
+    local vip=$1
+    in_ns "$NS_C" ping -c 2 -i 0.2 -W 2 "$vip" >/dev/null || fail "ping $vip is not answered"
+    check "ping $vip answered by the LB"
+}
+
+iperf_through() {
+    local vip=$1 port=$2
+    local out
+    out=$(in_ns "$NS_C" iperf3 -c "$vip" -p "$port" -t 2 -J 2>&1) || fail "iperf3 to $vip:$port failed: $(echo "$out" | tail -3)"
+    local bps
+    bps=$(echo "$out" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]))')
+    [ "$bps" -gt 10000000 ] || fail "iperf3 through $vip:$port: only $bps bit/s"
+    check "iperf3 through $vip:$port: $((bps / 1000000)) Mbit/s"
+}
+
+# Backends of the one-armed modes hold the VIP themselves and must not answer ARP for it.
+backend_holds_vip() {
+    local ns=$1 vip=$2
+    in_ns "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+    in_ns "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+    case $vip in
+        *:*) in_ns "$ns" ip -6 addr add "$vip/128" dev lo ;;
+        *) in_ns "$ns" ip addr add "$vip/32" dev lo ;;
+    esac
+}
+
+case $scenario in
+xdp)
+    LAB_DRIVER=af_xdp
+    lab_setup two-armed
+    lab_start_lbd '[[service]]
+vip = "10.0.0.100"
+port = 80
+scheduler = "rr"
+backend = [{ address = "10.1.0.11", port = 8080 }, { address = "10.1.0.12", port = 8080 }]' || fail "lbd did not start"
+    grep -q "net_af_xdp0 (net_af_xdp)" "$LAB_DIR/lbd.log" || fail "lbd is not on AF_XDP"
+    ping_vip 10.0.0.100
+    lab_curl http://10.0.0.100/ 1 >/dev/null
+    expect_spread "$(lab_curl http://10.0.0.100/ 10 | tally)" "$(printf 'backend-1 5\nbackend-2 5')" "nat over AF_XDP: rr spreads 10 TCP connections 5/5"
+    ;;
+nat)
+    lab_setup two-armed
+    lab_start_lbd '[[service]]
+vip = "10.0.0.100"
+port = 80
+scheduler = "rr"
+backend = [{ address = "10.1.0.11", port = 8080 }, { address = "10.1.0.12", port = 8080 }]
+[[service]]
+vip = "10.0.0.100"
+port = 5201
+scheduler = "sh"
+backend = [{ address = "10.1.0.11" }, { address = "10.1.0.12" }]' || fail "lbd did not start"
+    ping_vip 10.0.0.100
+    lab_curl http://10.0.0.100/ 1 >/dev/null   # the LB resolves the backends' MACs
+    expect_spread "$(lab_curl http://10.0.0.100/ 10 | tally)" "$(printf 'backend-1 5\nbackend-2 5')" "nat rr spreads 10 connections 5/5"
+    iperf_through 10.0.0.100 5201
+    ;;
+fnat)
+    lab_setup two-armed
+    # Backends route nothing through the LB here: full-NAT replies go to the local address.
+    for i in 1 2; do in_ns "$(ns_b $i)" ip route del default; done
+    lab_start_lbd '[[service]]
+vip = "10.0.0.100"
+port = 80
+scheduler = "wrr"
+backend = [{ address = "10.1.0.11", port = 8080, mode = "fnat", weight = 1 }, { address = "10.1.0.12", port = 8080, mode = "fnat", weight = 3 }]
+[[service]]
+vip = "10.0.0.100"
+port = 5201
+scheduler = "mh"
+backend = [{ address = "10.1.0.11", mode = "fnat" }, { address = "10.1.0.12", mode = "fnat" }]' || fail "lbd did not start"
+    lab_curl http://10.0.0.100/ 1 >/dev/null
+    expect_spread "$(lab_curl http://10.0.0.100/ 8 | tally)" "$(printf 'backend-1 2\nbackend-2 6')" "fnat wrr spreads 8 connections 1:3"
+    iperf_through 10.0.0.100 5201
+    ;;
+dr)
+    lab_setup one-armed
+    for i in 1 2; do backend_holds_vip "$(ns_b $i)" 10.0.0.100; done
+    lab_start_lbd '[[service]]
+vip = "10.0.0.100"
+port = 8080
+scheduler = "rr"
+backend = [{ address = "10.0.0.11", mode = "dr" }, { address = "10.0.0.12", mode = "dr" }]
+[[service]]
+vip = "10.0.0.100"
+port = 5201
+scheduler = "sh"
+backend = [{ address = "10.0.0.11", mode = "dr" }, { address = "10.0.0.12", mode = "dr" }]' || fail "lbd did not start"
+    ping_vip 10.0.0.100
+    lab_curl http://10.0.0.100:8080/ 1 >/dev/null
+    expect_spread "$(lab_curl http://10.0.0.100:8080/ 10 | tally)" "$(printf 'backend-1 5\nbackend-2 5')" "dr rr spreads 10 connections 5/5"
+    iperf_through 10.0.0.100 5201
+    ;;
+tun | gue)
+    # This kernel has neither IPIP nor FOU (CONFIG_NET_IPIP, CONFIG_NET_FOU unset), so the
+    # backends cannot decapsulate: check instead that each backend receives the client's SYN
+    # inside the right tunnel, from the LB, addressed to it.
+    lab_setup one-armed
+    lab_start_lbd "[[service]]
+vip = \"10.0.0.100\"
+port = 8080
+scheduler = \"rr\"
+backend = [{ address = \"10.0.0.11\", mode = \"$scenario\" }, { address = \"10.0.0.12\", mode = \"$scenario\" }]" || fail "lbd did not start"
+    ping_vip 10.0.0.100
+    filter='ip proto 4'
+    [ "$scenario" = gue ] && filter='udp dst port 6080'
+    caps=()
+    for i in 1 2; do
+        ip netns exec "$(ns_b $i)" timeout 20 tcpdump -ni "b$i$LAB_ID" -c 1 -v "$filter" > "$LAB_DIR/cap$i" 2>/dev/null &
+        caps+=($!)
+    done
+    sleep 1
+    # rr sends the first connection to one backend, the second to the other; nothing answers
+    # (no decapsulation), so each curl gives up after the SYN and its retransmissions.
+    for _ in 1 2; do in_ns "$NS_C" curl -s --max-time 3 http://10.0.0.100:8080/ >/dev/null || true; done
+    for c in "${caps[@]}"; do wait "$c" 2>/dev/null || true; done
+    for i in 1 2; do
+        if [ "$scenario" = tun ]; then
+            grep -q "10.0.0.1 > 10.0.0.1$i: IP" "$LAB_DIR/cap$i" || fail "backend $i got no IPIP packet from the LB: $(cat "$LAB_DIR/cap$i")"
+            grep -q "10.0.0.2\.[0-9]* > 10.0.0.100.8080: Flags \[S\]" "$LAB_DIR/cap$i" || fail "backend $i: the tunnel does not carry the client's SYN to the VIP: $(cat "$LAB_DIR/cap$i")"
+        else
+            grep -qE "10.0.0.1\.[0-9]+ > 10.0.0.1$i.6080: UDP" "$LAB_DIR/cap$i" || fail "backend $i got no GUE packet from the LB: $(cat "$LAB_DIR/cap$i")"
+        fi
+    done
+    check "$scenario: each backend receives the client's SYN to the VIP inside $scenario from the LB (rr)"
+    ;;
+nat6)
+    lab_setup two-armed
+    lab_start_lbd '[[service]]
+vip = "fd00::100"
+port = 80
+scheduler = "rr"
+backend = [{ address = "fd01::11", port = 8080 }, { address = "fd01::12", port = 8080 }]' || fail "lbd did not start"
+    in_ns "$NS_C" ping -6 -c 2 -i 0.2 -W 2 fd00::100 >/dev/null || fail "ping fd00::100 is not answered"
+    check "ping fd00::100 answered by the LB"
+    lab_curl "http://[fd00::100]/" 1 >/dev/null
+    expect_spread "$(lab_curl "http://[fd00::100]/" 10 | tally)" "$(printf 'backend-1 5\nbackend-2 5')" "IPv6 nat rr spreads 10 connections 5/5"
+    ;;
+dr6)
+    lab_setup one-armed
+    for i in 1 2; do backend_holds_vip "$(ns_b $i)" fd00::100; done
+    lab_start_lbd '[[service]]
+vip = "fd00::100"
+port = 8080
+scheduler = "rr"
+backend = [{ address = "fd00::11", mode = "dr" }, { address = "fd00::12", mode = "dr" }]' || fail "lbd did not start"
+    in_ns "$NS_C" ping -6 -c 2 -i 0.2 -W 2 fd00::100 >/dev/null || fail "ping fd00::100 is not answered"
+    check "ping fd00::100 answered by the LB"
+    lab_curl "http://[fd00::100]:8080/" 1 >/dev/null
+    expect_spread "$(lab_curl "http://[fd00::100]:8080/" 10 | tally)" "$(printf 'backend-1 5\nbackend-2 5')" "IPv6 dr rr spreads 10 connections 5/5"
+    ;;
+*)
+    echo "unknown scenario $scenario" >&2; exit 2 ;;
+esac
+echo "PASS [$scenario]"
