@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod control;
 mod metrics;
 
 use config::Config;
@@ -148,6 +149,8 @@ fn run(cfg: &Config) -> Result<(), String> {
     if !cfg.control.metrics.is_empty() {
         metrics::serve(&cfg.control.metrics, rt.handle())?;
     }
+    let mut control =
+        control::ControlSocket::bind(&cfg.control.socket, services_model(cfg), cfg.timeouts, cfg.control.maglev_seed)?;
     for p in &ports {
         let rss = if p.rss.is_some() { "RSS" } else { "software steering" };
         println!(
@@ -165,9 +168,11 @@ fn run(cfg: &Config) -> Result<(), String> {
         ffi::version()
     );
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(5));
+        control.poll(&mut rt);
         rt.reap();
     }
+    drop(control);
     let stats = rt.stop();
     let mut total = lb_core::pipeline::Counters::new(0, 0);
     let mut refused = 0;

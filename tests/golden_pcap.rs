@@ -210,8 +210,9 @@ fn run_lbd(mode: &str, work: &Path) -> (Vec<Vec<u8>>, String) {
     let device = format!("net_pcap0,rx_pcap={},tx_pcap={}", inp.display(), out.display());
     let config = format!(
         "[eal]\nfile_prefix = \"lbgold{}{mode}\"\nno_huge = true\nmemory_mb = 256\n[workers]\ncores = [1]\nmbufs = 2047\n\
-         [conntrack]\ncapacity = 1024\nembryonic_limit = 512\n[control]\nmetrics = \"127.0.0.1:{metrics}\"\n{}{}",
+         [conntrack]\ncapacity = 1024\nembryonic_limit = 512\n[control]\nmetrics = \"127.0.0.1:{metrics}\"\nsocket = \"{}\"\n{}{}",
         std::process::id(),
+        work.join("lbd.sock").display(),
         network_toml(&device)
             .replace("[[interface]]", "[[network.interface]]")
             .replace("[[neighbour]]", "[[network.neighbour]]")

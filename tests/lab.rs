@@ -28,6 +28,25 @@ fn scenario(name: &str) {
     assert!(stdout.contains(&format!("PASS [{name}]")), "lab scenario {name} did not pass:\n{stdout}");
 }
 
+/// lbctl lives in another package (it must not link DPDK); build it for the ctl scenario.
+fn lbctl() -> String {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "lb-ctl", "--bin", "lbctl"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("build lbctl");
+    assert!(status.success(), "cannot build lbctl");
+    let target =
+        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").into());
+    format!("{target}/debug/lbctl")
+}
+
+#[test]
+fn lab_lbctl_verbs_under_traffic() {
+    scenario("ctl");
+}
+
 #[test]
 fn lab_nat_two_armed() {
     scenario("nat");

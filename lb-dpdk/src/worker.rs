@@ -50,9 +50,19 @@ pub struct WorkerStats {
 pub enum Control {
     SetTimeouts(Timeouts),
     /// Reply with a copy of every live connection.
-    ListConns(crossbeam::channel::Sender<Vec<lb_core::conntrack::Conn>>),
+    ListConns(ConnsReply),
     /// Zero the packet counters.
     ZeroCounters,
+}
+
+/// Where a worker sends its clock (ms) and a copy of its connection table.
+pub type ConnsReply = crossbeam::channel::Sender<(u64, Vec<lb_core::conntrack::Conn>)>;
+/// Where the control thread collects them.
+pub type ConnsAnswers = crossbeam::channel::Receiver<(u64, Vec<lb_core::conntrack::Conn>)>;
+
+/// A channel for `Control::ListConns` answers.
+pub fn conns_channel() -> (ConnsReply, ConnsAnswers) {
+    crossbeam::channel::unbounded()
 }
 
 /// Rings between workers: `rings[from][to]`.
@@ -171,7 +181,7 @@ impl WorkerCtx {
             }
             if turn.is_multiple_of(16) {
                 while let Ok(c) = self.control.try_recv() {
-                    self.serve(c);
+                    self.serve(c, now_ms);
                 }
                 if now_ms - last_publish_ms >= PUBLISH_MS {
                     self.publish(&loops, hz);
@@ -185,11 +195,11 @@ impl WorkerCtx {
         self.publish(&loops, hz);
     }
 
-    fn serve(&mut self, c: Control) {
+    fn serve(&mut self, c: Control, now_ms: u64) {
         match c {
             Control::SetTimeouts(t) => self.worker.set_timeouts(t),
             Control::ListConns(reply) => {
-                let _ = reply.send(self.worker.conns.iter().copied().collect());
+                let _ = reply.send((now_ms, self.worker.conns.iter().copied().collect()));
             }
             Control::ZeroCounters => {
                 let c = &mut self.worker.counters;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One lab scenario end to end: `tests/lab/run.sh SCENARIO`. Exits non-zero, saying why, when a
-# check fails. Scenarios: nat, fnat, dr, tun, gue, nat6, dr6 (AF_PACKET ports), xdp (AF_XDP).
+# check fails. Scenarios: nat, fnat, dr, tun, gue, nat6, dr6 (AF_PACKET ports), xdp (AF_XDP),
+# ctl (every lbctl verb against live traffic).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lab.sh"
@@ -144,6 +145,62 @@ backend = [{ address = \"10.0.0.11\", mode = \"$scenario\" }, { address = \"10.0
         fi
     done
     check "$scenario: each backend receives the client's SYN to the VIP inside $scenario from the LB (rr)"
+    ;;
+ctl)
+    LBCTL=${LBCTL:-$(cd "$here/../.." && pwd)/target/debug/lbctl}
+    ctl() { "$LBCTL" -S "$LAB_DIR/lbd.sock" "$@"; }
+    lab_setup two-armed
+    lab_start_lbd '' || fail "lbd did not start"
+    ctl add-service -t 10.0.0.100:80 -s rr || fail "add-service"
+    ctl add-backend -t 10.0.0.100:80 -r 10.1.0.11:8080 -m nat || fail "add-backend 1"
+    ctl add-backend -t 10.0.0.100:80 -r 10.1.0.12:8080 -m nat -w 1 || fail "add-backend 2"
+    ctl add-service -t 10.0.0.100:5201 -s sh || fail "add-service 5201"
+    ctl add-backend -t 10.0.0.100:5201 -r 10.1.0.11 -m nat || fail "add-backend 5201"
+    ctl add-backend -t 10.0.0.100:5201 -r 10.1.0.12 -m nat || fail "add-backend 5201"
+    lab_curl http://10.0.0.100/ 2 >/dev/null
+    expect_spread "$(lab_curl http://10.0.0.100/ 10 | tally)" "$(printf 'backend-1 5\nbackend-2 5')" "services added with lbctl spread 5/5"
+    ctl list -n | grep -q "TCP  10.0.0.100:80 rr" || fail "list: $(ctl list -n)"
+    ctl list -n | grep -qE "10.1.0.12:8080 +Masq +1 " || fail "list backend line: $(ctl list -n)"
+    check "lbctl list shows the services like ipvsadm -Ln"
+    # A refused command changes nothing and says why.
+    if out=$(ctl add-backend -t 10.0.0.100:80 -r 10.1.0.13:8080 -w 70000 2>&1); then fail "weight 70000 accepted"; fi
+    echo "$out" | grep -q "weight: 70000 exceeds 65535" || fail "refusal does not name the field: $out"
+    if ctl add-backend -t 10.0.0.100:81 -r 10.1.0.13 2>/dev/null; then fail "backend for an unknown service accepted"; fi
+    [ "$(ctl list -n | grep -c ' Masq ')" = 4 ] || fail "a refused command changed the table: $(ctl list -n)"
+    check "refused commands exit non-zero, name the problem and change nothing"
+    # Drain every backend of 5201 while an iperf3 stream runs: it must finish; new ones fail.
+    in_ns "$NS_C" iperf3 -c 10.0.0.100 -p 5201 -t 4 -J > "$LAB_DIR/long.json" 2>&1 &
+    long=$!
+    sleep 1.5
+    ctl edit-backend -t 10.0.0.100:5201 -r 10.1.0.11 -w 0 || fail "drain 1"
+    ctl edit-backend -t 10.0.0.100:5201 -r 10.1.0.12 -w 0 || fail "drain 2"
+    wait "$long" || fail "the running iperf3 stream broke when its backend was drained: $(tail -5 "$LAB_DIR/long.json")"
+    bps=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]))' "$LAB_DIR/long.json")
+    [ "$bps" -gt 10000000 ] || fail "drained stream too slow: $bps"
+    check "a running iperf3 stream survives draining (weight 0) of its backend: $((bps / 1000000)) Mbit/s"
+    if in_ns "$NS_C" timeout 5 iperf3 -c 10.0.0.100 -p 5201 -t 1 >/dev/null 2>&1; then fail "a new connection reached a drained service"; fi
+    check "new connections avoid drained backends"
+    ctl edit-backend -t 10.0.0.100:80 -r 10.1.0.12:8080 -w 0 || fail "drain web 2"
+    expect_spread "$(lab_curl http://10.0.0.100/ 6 | tally)" "backend-1 6" "after draining backend-2, new connections all go to backend-1"
+    ctl edit-backend -t 10.0.0.100:80 -r 10.1.0.12:8080 -w 1 || fail "undrain"
+    ctl del-backend -t 10.0.0.100:80 -r 10.1.0.11:8080 || fail "del-backend"
+    expect_spread "$(lab_curl http://10.0.0.100/ 6 | tally)" "backend-2 6" "a deleted backend receives no new connections"
+    # save, flush, restore: the same tables back.
+    ctl save > "$LAB_DIR/saved.toml" || fail "save"
+    ctl flush || fail "flush"
+    [ "$(ctl list -n | grep -c TCP || true)" = 0 ] || fail "flush left services"
+    ctl restore "$LAB_DIR/saved.toml" > /dev/null || fail "restore"
+    ctl save | diff - "$LAB_DIR/saved.toml" >/dev/null || fail "save after restore differs: $(ctl save | diff - "$LAB_DIR/saved.toml")"
+    expect_spread "$(lab_curl http://10.0.0.100/ 4 | tally)" "backend-2 4" "traffic flows again after save, flush, restore"
+    # IPVS users' rules.
+    printf -- '-A -t 10.0.0.100:80 -s rr\n-a -t 10.0.0.100:80 -r 10.1.0.11:8080 -m -w 1\n-a -t 10.0.0.100:80 -r 10.1.0.12:8080 -m -w 1\n' > "$LAB_DIR/ipvsadm.rules"
+    ctl apply --dry-run "$LAB_DIR/saved.toml" > /dev/null || fail "dry run"
+    ctl restore --format ipvsadm "$LAB_DIR/ipvsadm.rules" || fail "restore --format ipvsadm"
+    lab_curl http://10.0.0.100/ 2 >/dev/null
+    expect_spread "$(lab_curl http://10.0.0.100/ 10 | tally)" "$(printf 'backend-1 5\nbackend-2 5')" "rules restored from ipvsadm-save format spread 5/5"
+    ctl stats | grep -qE "^0 +1 " || fail "stats: $(ctl stats)"
+    ctl conns | grep -q "10.0.0.2:" || fail "conns: $(ctl conns)"
+    check "lbctl stats and conns report the workers and connections"
     ;;
 nat6)
     lab_setup two-armed

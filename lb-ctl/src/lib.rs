@@ -1,0 +1,443 @@
+//! The control protocol between lbctl and lbd, and the edits it applies to the service model.
+//!
+//! Transport: a Unix socket (default `/run/lbd/lbd.sock`, mode 0600). One request per
+//! connection: a single line of JSON `{"version":1,"command":{...}}`, at most `MAX_REQUEST`
+//! bytes, answered by one line `{"version":1,"ok":true,"result":...}` or
+//! `{"version":1,"ok":false,"error":"..."}`. Every command is atomic: lbd applies it to a copy of
+//! the model, builds and validates a new table, and publishes it only if that succeeded; a
+//! refused command changes nothing. See `docs/control-protocol.md`.
+#![forbid(unsafe_code)]
+
+use lb_core::conntrack::Timeouts;
+use lb_core::sched::Kind;
+use lb_core::service::{BackendModel, Mode, Protocol, ServiceModel, ServicesModel};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+pub mod ipvsadm;
+
+pub const VERSION: u32 = 1;
+/// Largest request lbd reads (a restore of 10,000 services fits).
+pub const MAX_REQUEST: usize = 16 << 20;
+
+/// Names a service: VIP, port, protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceId {
+    pub vip: IpAddr,
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+impl std::fmt::Display for ServiceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.vip {
+            IpAddr::V4(a) => write!(f, "{} {a}:{}", self.protocol.name(), self.port),
+            IpAddr::V6(a) => write!(f, "{} [{a}]:{}", self.protocol.name(), self.port),
+        }
+    }
+}
+
+/// Fields an edit may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceEdit {
+    pub scheduler: Option<Kind>,
+    pub persistence: Option<u32>,
+    pub maglev_size: Option<u32>,
+}
+
+/// Fields a backend edit may change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendEdit {
+    pub weight: Option<u32>,
+    pub mode: Option<Mode>,
+}
+
+/// A request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Command {
+    AddService {
+        service: ServiceModel,
+    },
+    EditService {
+        id: ServiceId,
+        edit: ServiceEdit,
+    },
+    DelService {
+        id: ServiceId,
+    },
+    AddBackend {
+        id: ServiceId,
+        backend: BackendModel,
+    },
+    EditBackend {
+        id: ServiceId,
+        address: IpAddr,
+        port: u16,
+        edit: BackendEdit,
+    },
+    DelBackend {
+        id: ServiceId,
+        address: IpAddr,
+        port: u16,
+    },
+    /// Services with their counters.
+    List,
+    /// Per-worker statistics.
+    Stats,
+    /// Live connections (like `ipvsadm -Lnc`).
+    Conns,
+    /// Zero all counters.
+    Zero,
+    /// Remove every service.
+    Flush,
+    SetTimeouts {
+        tcp: u32,
+        tcpfin: u32,
+        udp: u32,
+    },
+    /// The model in force (for `save`).
+    Save,
+    /// Make the tables equal to `model` in one commit; with `dry_run`, only report the diff.
+    Apply {
+        model: ServicesModel,
+        dry_run: bool,
+    },
+}
+
+/// A request on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    pub version: u32,
+    pub command: Command,
+}
+
+/// A response on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Response {
+    pub version: u32,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub result: serde_json::Value,
+}
+
+/// Traffic counters of a service or backend, summed over workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traffic {
+    pub conns: u64,
+    pub in_packets: u64,
+    pub in_bytes: u64,
+    pub out_packets: u64,
+    pub out_bytes: u64,
+}
+
+/// One backend in a listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendView {
+    pub backend: BackendModel,
+    pub active: u64,
+    pub inactive: u64,
+    pub traffic: Traffic,
+}
+
+/// One service in a listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceView {
+    pub service: ServiceModel,
+    pub traffic: Traffic,
+    pub backends: Vec<BackendView>,
+}
+
+/// One worker in `stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerView {
+    pub index: usize,
+    pub core: Option<usize>,
+    pub busy_percent: f64,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub cycles_per_packet: f64,
+    pub connections: usize,
+    pub drops: Vec<(String, u64)>,
+}
+
+/// One connection in `conns`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnView {
+    pub protocol: String,
+    pub client: String,
+    pub virtual_address: String,
+    pub backend: String,
+    pub state: String,
+    pub expires_s: u64,
+    pub mode: Mode,
+}
+
+/// What an apply changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diff {
+    pub lines: Vec<String>,
+}
+
+fn find(model: &ServicesModel, id: &ServiceId) -> Option<usize> {
+    model.services.iter().position(|s| s.vip == id.vip && s.port == id.port && s.protocol == id.protocol)
+}
+
+fn backend_port(svc: &ServiceModel, b: &BackendModel) -> u16 {
+    if b.port == 0 { svc.port } else { b.port }
+}
+
+/// Applies an editing command to a copy of `model`; read-only commands return it unchanged.
+/// Errors name the problem (unknown service, duplicate, unknown backend); the table build that
+/// follows checks addresses, weights, schedulers and modes.
+pub fn edit(model: &ServicesModel, cmd: &Command) -> Result<ServicesModel, String> {
+    let mut m = model.clone();
+    let need = |m: &ServicesModel, id: &ServiceId| find(m, id).ok_or_else(|| format!("no service {id}"));
+    match cmd {
+        Command::AddService { service } => {
+            let id = ServiceId { vip: service.vip, port: service.port, protocol: service.protocol };
+            if find(&m, &id).is_some() {
+                return Err(format!("service {id} already exists"));
+            }
+            m.services.push(service.clone());
+        }
+        Command::EditService { id, edit } => {
+            let i = need(&m, id)?;
+            let s = &mut m.services[i];
+            if let Some(k) = edit.scheduler {
+                s.scheduler = k;
+            }
+            if let Some(p) = edit.persistence {
+                s.persistence = p;
+            }
+            if let Some(z) = edit.maglev_size {
+                s.maglev_size = z;
+            }
+        }
+        Command::DelService { id } => {
+            let i = need(&m, id)?;
+            m.services.remove(i);
+        }
+        Command::AddBackend { id, backend } => {
+            let i = need(&m, id)?;
+            let s = &mut m.services[i];
+            let port = backend_port(s, backend);
+            if s.backends.iter().any(|b| b.address == backend.address && backend_port(s, b) == port) {
+                return Err(format!("backend {}:{port} of service {id} already exists", backend.address));
+            }
+            s.backends.push(backend.clone());
+        }
+        Command::EditBackend { id, address, port, edit } => {
+            let i = need(&m, id)?;
+            let s = &mut m.services[i];
+            let sp = s.port;
+            let b = s
+                .backends
+                .iter_mut()
+                .find(|b| b.address == *address && (if b.port == 0 { sp } else { b.port }) == *port)
+                .ok_or_else(|| format!("service {id} has no backend {address}:{port}"))?;
+            if let Some(w) = edit.weight {
+                b.weight = w;
+            }
+            if let Some(mode) = edit.mode {
+                b.mode = mode;
+            }
+        }
+        Command::DelBackend { id, address, port } => {
+            let i = need(&m, id)?;
+            let s = &mut m.services[i];
+            let sp = s.port;
+            let before = s.backends.len();
+            s.backends.retain(|b| !(b.address == *address && (if b.port == 0 { sp } else { b.port }) == *port));
+            if s.backends.len() == before {
+                return Err(format!("service {id} has no backend {address}:{port}"));
+            }
+        }
+        Command::Flush => m.services.clear(),
+        Command::Apply { model, .. } => m = model.clone(),
+        Command::List
+        | Command::Stats
+        | Command::Conns
+        | Command::Zero
+        | Command::SetTimeouts { .. }
+        | Command::Save => {}
+    }
+    Ok(m)
+}
+
+/// The changes that turn `old` into `new`, one line each, as `apply` prints them.
+pub fn diff(old: &ServicesModel, new: &ServicesModel) -> Diff {
+    let id = |s: &ServiceModel| ServiceId { vip: s.vip, port: s.port, protocol: s.protocol };
+    let mut lines = Vec::new();
+    for s in &old.services {
+        if find(new, &id(s)).is_none() {
+            lines.push(format!("- service {}", id(s)));
+        }
+    }
+    for s in &new.services {
+        match find(old, &id(s)).map(|i| &old.services[i]) {
+            None => {
+                lines.push(format!("+ service {} {}", id(s), s.scheduler.name()));
+                for b in &s.backends {
+                    lines.push(format!(
+                        "+   backend {}:{} {} weight {}",
+                        b.address,
+                        backend_port(s, b),
+                        b.mode.name(),
+                        b.weight
+                    ));
+                }
+            }
+            Some(o) => {
+                if (o.scheduler, o.persistence, o.maglev_size, o.hash_ports)
+                    != (s.scheduler, s.persistence, s.maglev_size, s.hash_ports)
+                {
+                    lines.push(format!("~ service {} {} -> {}", id(s), o.scheduler.name(), s.scheduler.name()));
+                }
+                for b in &o.backends {
+                    if !s.backends.iter().any(|n| n.address == b.address && backend_port(s, n) == backend_port(o, b)) {
+                        lines.push(format!("-   backend {}:{} of {}", b.address, backend_port(o, b), id(s)));
+                    }
+                }
+                for b in &s.backends {
+                    match o.backends.iter().find(|x| x.address == b.address && backend_port(o, x) == backend_port(s, b))
+                    {
+                        None => lines.push(format!(
+                            "+   backend {}:{} of {} {} weight {}",
+                            b.address,
+                            backend_port(s, b),
+                            id(s),
+                            b.mode.name(),
+                            b.weight
+                        )),
+                        Some(x) if x != b => lines.push(format!(
+                            "~   backend {}:{} of {} weight {} -> {}, {} -> {}",
+                            b.address,
+                            backend_port(s, b),
+                            id(s),
+                            x.weight,
+                            b.weight,
+                            x.mode.name(),
+                            b.mode.name()
+                        )),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+    }
+    Diff { lines }
+}
+
+/// ipvsadm's `--set tcp tcpfin udp` applied to a full set of timeouts.
+pub fn with_ipvsadm_timeouts(mut t: Timeouts, tcp: u32, tcpfin: u32, udp: u32) -> Timeouts {
+    if tcp > 0 {
+        t.tcp_established = tcp;
+    }
+    if tcpfin > 0 {
+        t.tcp_fin_wait = tcpfin;
+    }
+    if udp > 0 {
+        t.udp = udp;
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(port: u16) -> ServiceModel {
+        toml::from_str(&format!("vip = \"10.0.0.1\"\nport = {port}\n")).unwrap()
+    }
+
+    fn id(port: u16) -> ServiceId {
+        ServiceId { vip: "10.0.0.1".parse().unwrap(), port, protocol: Protocol::Tcp }
+    }
+
+    fn backend(addr: &str, weight: u32) -> BackendModel {
+        BackendModel { address: addr.parse().unwrap(), port: 0, weight, mode: Mode::Nat, gue_port: None }
+    }
+
+    #[test]
+    fn edits_and_refusals() {
+        let m = ServicesModel::default();
+        let m = edit(&m, &Command::AddService { service: svc(80) }).unwrap();
+        assert!(edit(&m, &Command::AddService { service: svc(80) }).unwrap_err().contains("already exists"));
+        let m = edit(&m, &Command::AddBackend { id: id(80), backend: backend("10.1.0.1", 1) }).unwrap();
+        assert!(
+            edit(&m, &Command::AddBackend { id: id(80), backend: backend("10.1.0.1", 2) })
+                .unwrap_err()
+                .contains("already exists")
+        );
+        assert!(
+            edit(&m, &Command::AddBackend { id: id(81), backend: backend("10.1.0.1", 2) })
+                .unwrap_err()
+                .contains("no service tcp 10.0.0.1:81")
+        );
+        let m = edit(
+            &m,
+            &Command::EditBackend {
+                id: id(80),
+                address: "10.1.0.1".parse().unwrap(),
+                port: 80,
+                edit: BackendEdit { weight: Some(0), mode: None },
+            },
+        )
+        .unwrap();
+        assert_eq!(m.services[0].backends[0].weight, 0);
+        assert!(
+            edit(&m, &Command::DelBackend { id: id(80), address: "10.1.0.9".parse().unwrap(), port: 80 })
+                .unwrap_err()
+                .contains("no backend 10.1.0.9:80")
+        );
+        let m2 = edit(&m, &Command::DelBackend { id: id(80), address: "10.1.0.1".parse().unwrap(), port: 80 }).unwrap();
+        assert!(m2.services[0].backends.is_empty());
+        let m3 = edit(
+            &m,
+            &Command::EditService { id: id(80), edit: ServiceEdit { scheduler: Some(Kind::Mh), ..Default::default() } },
+        )
+        .unwrap();
+        assert_eq!(m3.services[0].scheduler, Kind::Mh);
+        assert!(edit(&m3, &Command::Flush).unwrap().services.is_empty());
+    }
+
+    #[test]
+    fn diff_lists_every_change() {
+        let a = edit(&ServicesModel::default(), &Command::AddService { service: svc(80) }).unwrap();
+        let a = edit(&a, &Command::AddBackend { id: id(80), backend: backend("10.1.0.1", 1) }).unwrap();
+        let b = edit(
+            &a,
+            &Command::EditBackend {
+                id: id(80),
+                address: "10.1.0.1".parse().unwrap(),
+                port: 80,
+                edit: BackendEdit { weight: Some(5), mode: None },
+            },
+        )
+        .unwrap();
+        let b = edit(&b, &Command::AddService { service: svc(443) }).unwrap();
+        let d = diff(&a, &b);
+        assert_eq!(
+            d.lines,
+            ["~   backend 10.1.0.1:80 of tcp 10.0.0.1:80 weight 1 -> 5, nat -> nat", "+ service tcp 10.0.0.1:443 wrr"]
+        );
+        assert!(diff(&b, &b).lines.is_empty());
+        assert_eq!(diff(&b, &ServicesModel::default()).lines.len(), 2);
+    }
+
+    #[test]
+    fn requests_round_trip_as_json() {
+        let r = Request {
+            version: VERSION,
+            command: Command::DelBackend { id: id(80), address: "10.1.0.1".parse().unwrap(), port: 8080 },
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains("\"cmd\":\"del-backend\""), "{text}");
+        let back: Request = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.command, r.command);
+        assert!(serde_json::from_str::<Request>("{\"version\":1,\"command\":{\"cmd\":\"nope\"}}").is_err());
+    }
+}

@@ -1,0 +1,443 @@
+//! lbctl: control a running lbd the way ipvsadm controls IPVS. Talks to lbd's Unix socket
+//! (JSON lines, see lb-ctl's library); never links DPDK. Every command is atomic: a refused
+//! one changes nothing and exits non-zero with the reason.
+#![forbid(unsafe_code)]
+
+use clap::{Args, Parser, Subcommand};
+use lb_core::sched::Kind;
+use lb_core::service::{BackendModel, Mode, Protocol, ServiceModel, ServicesModel};
+use lb_ctl::{
+    BackendEdit, Command, ConnView, Request, Response, ServiceEdit, ServiceId, ServiceView, VERSION, WorkerView,
+};
+use std::io::{BufRead, BufReader, Write};
+
+/// println! that tolerates a closed stdout (lbctl list | head) instead of panicking.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+use std::net::IpAddr;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "lbctl", version, about = "Control the lbd load balancer (ipvsadm-style)")]
+struct Cli {
+    /// lbd's control socket.
+    #[arg(short = 'S', long, global = true, default_value = "/run/lbd/lbd.sock", env = "LBCTL_SOCKET")]
+    socket: PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// A virtual service: -t VIP:PORT (TCP) or -u VIP:PORT (UDP); IPv6 as [addr]:port.
+#[derive(Args, Clone)]
+#[group(required = true, multiple = false)]
+struct Svc {
+    #[arg(short = 't', long = "tcp-service", value_name = "VIP:PORT")]
+    tcp: Option<String>,
+    #[arg(short = 'u', long = "udp-service", value_name = "VIP:PORT")]
+    udp: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Add a virtual service.
+    AddService {
+        #[command(flatten)]
+        svc: Svc,
+        /// rr, wrr, lc, wlc, sh or mh.
+        #[arg(short = 's', long, default_value = "wrr")]
+        scheduler: String,
+        /// Persistence timeout in seconds.
+        #[arg(short = 'p', long, default_value_t = 0)]
+        persistent: u32,
+        #[arg(long, default_value_t = lb_core::sched::mh::DEFAULT_SIZE)]
+        maglev_size: u32,
+        /// sh/mh also hash the client port.
+        #[arg(long)]
+        hash_ports: bool,
+    },
+    /// Change a service's scheduler, persistence or Maglev size.
+    EditService {
+        #[command(flatten)]
+        svc: Svc,
+        #[arg(short = 's', long)]
+        scheduler: Option<String>,
+        #[arg(short = 'p', long)]
+        persistent: Option<u32>,
+        #[arg(long)]
+        maglev_size: Option<u32>,
+    },
+    /// Delete a service (its live connections are dropped with it).
+    DelService {
+        #[command(flatten)]
+        svc: Svc,
+    },
+    /// Add a backend (real server) to a service.
+    AddBackend {
+        #[command(flatten)]
+        svc: Svc,
+        #[arg(short = 'r', long = "real-server", value_name = "RIP[:PORT]")]
+        real: String,
+        #[arg(short = 'w', long, default_value_t = 1)]
+        weight: u32,
+        /// nat, fnat, dr, tun or gue.
+        #[arg(short = 'm', long, default_value = "nat")]
+        mode: String,
+        #[arg(long)]
+        gue_port: Option<u16>,
+    },
+    /// Change a backend's weight (0 drains it) or forwarding mode.
+    EditBackend {
+        #[command(flatten)]
+        svc: Svc,
+        #[arg(short = 'r', long = "real-server", value_name = "RIP[:PORT]")]
+        real: String,
+        #[arg(short = 'w', long)]
+        weight: Option<u32>,
+        #[arg(short = 'm', long)]
+        mode: Option<String>,
+    },
+    /// Remove a backend from a service.
+    DelBackend {
+        #[command(flatten)]
+        svc: Svc,
+        #[arg(short = 'r', long = "real-server", value_name = "RIP[:PORT]")]
+        real: String,
+    },
+    /// List services and backends, laid out like `ipvsadm -Ln`.
+    List {
+        /// Numeric output (always numeric; accepted for ipvsadm habits).
+        #[arg(short = 'n', long)]
+        numeric: bool,
+        /// Connections, packets and bytes per service and backend.
+        #[arg(long)]
+        stats: bool,
+    },
+    /// Live connections, like `ipvsadm -Lnc`.
+    Conns,
+    /// Zero the packet and connection counters.
+    Zero,
+    /// Remove every service.
+    Flush,
+    /// Idle timeouts in seconds, as `ipvsadm --set TCP TCPFIN UDP` (0 keeps a value).
+    SetTimeouts { tcp: u32, tcpfin: u32, udp: u32 },
+    /// Per worker: busy %, packets, cycles per packet, drops by reason.
+    Stats,
+    /// Print the running services as TOML (lbd's config format).
+    Save,
+    /// Replace the running services with a file (TOML, or `ipvsadm-save -n` output).
+    Restore {
+        file: PathBuf,
+        #[arg(long, default_value = "toml")]
+        format: String,
+    },
+    /// Make the running services equal to FILE in one commit, printing the changes.
+    Apply {
+        file: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lbctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses "1.2.3.4:80" or "[2001:db8::1]:80"; the port may be absent when `port_optional`.
+fn parse_endpoint(s: &str, port_optional: bool) -> Result<(IpAddr, u16), String> {
+    let (addr, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (a, p) = rest.split_once(']').ok_or_else(|| format!("'{s}': missing ']'"))?;
+        (a, p.strip_prefix(':'))
+    } else if s.matches(':').count() > 1 {
+        (s, None)
+    } else {
+        match s.split_once(':') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        }
+    };
+    let ip: IpAddr = addr.parse().map_err(|_| format!("'{addr}' is not an IP address"))?;
+    let port = match port {
+        Some(p) => p.parse().map_err(|_| format!("'{p}' is not a port"))?,
+        None if port_optional => 0,
+        None => return Err(format!("'{s}': a port is needed (VIP:PORT, [VIP6]:PORT)")),
+    };
+    Ok((ip, port))
+}
+
+fn service_id(svc: &Svc) -> Result<ServiceId, String> {
+    let (text, protocol) = match (&svc.tcp, &svc.udp) {
+        (Some(t), _) => (t, Protocol::Tcp),
+        (_, Some(u)) => (u, Protocol::Udp),
+        _ => return Err("give -t VIP:PORT or -u VIP:PORT".into()),
+    };
+    let (vip, port) = parse_endpoint(text, false)?;
+    Ok(ServiceId { vip, port, protocol })
+}
+
+fn call(socket: &PathBuf, command: Command) -> Result<serde_json::Value, String> {
+    let mut s = UnixStream::connect(socket)
+        .map_err(|e| format!("cannot reach lbd at {}: {e} (is lbd running? -S sets the socket)", socket.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    let mut line = serde_json::to_string(&Request { version: VERSION, command }).map_err(|e| e.to_string())?;
+    line.push('\n');
+    s.write_all(line.as_bytes()).map_err(|e| format!("sending to lbd: {e}"))?;
+    let mut answer = String::new();
+    BufReader::new(&s).read_line(&mut answer).map_err(|e| format!("reading lbd's answer: {e}"))?;
+    let r: Response = serde_json::from_str(&answer).map_err(|e| format!("lbd's answer is not understood: {e}"))?;
+    if r.ok { Ok(r.result) } else { Err(r.error.unwrap_or_else(|| "refused".into())) }
+}
+
+fn service_model(id: ServiceId, scheduler: Kind, persistence: u32, maglev_size: u32, hash_ports: bool) -> ServiceModel {
+    ServiceModel {
+        vip: id.vip,
+        port: id.port,
+        protocol: id.protocol,
+        scheduler,
+        persistence,
+        maglev_size,
+        hash_ports,
+        backends: vec![],
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), String> {
+    let command = match &cli.cmd {
+        Cmd::AddService { svc, scheduler, persistent, maglev_size, hash_ports } => Command::AddService {
+            service: service_model(service_id(svc)?, scheduler.parse()?, *persistent, *maglev_size, *hash_ports),
+        },
+        Cmd::EditService { svc, scheduler, persistent, maglev_size } => Command::EditService {
+            id: service_id(svc)?,
+            edit: ServiceEdit {
+                scheduler: scheduler.as_deref().map(str::parse).transpose()?,
+                persistence: *persistent,
+                maglev_size: *maglev_size,
+            },
+        },
+        Cmd::DelService { svc } => Command::DelService { id: service_id(svc)? },
+        Cmd::AddBackend { svc, real, weight, mode, gue_port } => {
+            let (address, port) = parse_endpoint(real, true)?;
+            Command::AddBackend {
+                id: service_id(svc)?,
+                backend: BackendModel { address, port, weight: *weight, mode: mode.parse()?, gue_port: *gue_port },
+            }
+        }
+        Cmd::EditBackend { svc, real, weight, mode } => {
+            let id = service_id(svc)?;
+            let (address, port) = parse_endpoint(real, true)?;
+            let port = if port == 0 { id.port } else { port };
+            Command::EditBackend {
+                id,
+                address,
+                port,
+                edit: BackendEdit { weight: *weight, mode: mode.as_deref().map(str::parse::<Mode>).transpose()? },
+            }
+        }
+        Cmd::DelBackend { svc, real } => {
+            let id = service_id(svc)?;
+            let (address, port) = parse_endpoint(real, true)?;
+            Command::DelBackend { id, address, port: if port == 0 { id.port } else { port } }
+        }
+        Cmd::List { stats, .. } => {
+            let r = call(&cli.socket, Command::List)?;
+            if cli.json {
+                out!("{r}");
+            } else {
+                let views: Vec<ServiceView> = serde_json::from_value(r).map_err(|e| e.to_string())?;
+                print_list(&views, *stats);
+            }
+            return Ok(());
+        }
+        Cmd::Conns => {
+            let r = call(&cli.socket, Command::Conns)?;
+            if cli.json {
+                out!("{r}");
+            } else {
+                let conns: Vec<ConnView> = serde_json::from_value(r).map_err(|e| e.to_string())?;
+                out!(
+                    "{:<4} {:<6} {:<12} {:<24} {:<24} {}",
+                    "pro",
+                    "expire",
+                    "state",
+                    "source",
+                    "virtual",
+                    "destination"
+                );
+                for c in conns {
+                    let expire = format!("{:02}:{:02}", c.expires_s / 60, c.expires_s % 60);
+                    out!(
+                        "{:<4} {:<6} {:<12} {:<24} {:<24} {}",
+                        c.protocol,
+                        expire,
+                        c.state,
+                        c.client,
+                        c.virtual_address,
+                        c.backend
+                    );
+                }
+            }
+            return Ok(());
+        }
+        Cmd::Stats => {
+            let r = call(&cli.socket, Command::Stats)?;
+            if cli.json {
+                out!("{r}");
+            } else {
+                let ws: Vec<WorkerView> = serde_json::from_value(r).map_err(|e| e.to_string())?;
+                out!(
+                    "{:<7} {:<5} {:>7} {:>14} {:>14} {:>10} {:>11}  drops",
+                    "worker",
+                    "core",
+                    "busy%",
+                    "rx_packets",
+                    "tx_packets",
+                    "cyc/pkt",
+                    "conns"
+                );
+                for w in ws {
+                    let drops: Vec<String> = w.drops.iter().map(|(r, n)| format!("{r}={n}")).collect();
+                    let core = w.core.map_or("-".into(), |c| c.to_string());
+                    out!(
+                        "{:<7} {:<5} {:>7.2} {:>14} {:>14} {:>10.0} {:>11}  {}",
+                        w.index,
+                        core,
+                        w.busy_percent,
+                        w.rx_packets,
+                        w.tx_packets,
+                        w.cycles_per_packet,
+                        w.connections,
+                        drops.join(" ")
+                    );
+                }
+            }
+            return Ok(());
+        }
+        Cmd::Zero => Command::Zero,
+        Cmd::Flush => Command::Flush,
+        Cmd::SetTimeouts { tcp, tcpfin, udp } => Command::SetTimeouts { tcp: *tcp, tcpfin: *tcpfin, udp: *udp },
+        Cmd::Save => {
+            let r = call(&cli.socket, Command::Save)?;
+            let model: ServicesModel = serde_json::from_value(r).map_err(|e| e.to_string())?;
+            if cli.json {
+                out!("{}", serde_json::to_string_pretty(&model).map_err(|e| e.to_string())?);
+            } else {
+                let _ = write!(std::io::stdout(), "{}", toml::to_string(&model).map_err(|e| e.to_string())?);
+            }
+            return Ok(());
+        }
+        Cmd::Restore { file, format } => Command::Apply { model: read_model(file, format)?, dry_run: false },
+        Cmd::Apply { file, dry_run } => Command::Apply { model: read_model(file, "toml")?, dry_run: *dry_run },
+    };
+    let r = call(&cli.socket, command)?;
+    if cli.json {
+        out!("{r}");
+    } else if let Some(lines) =
+        r.get("diff").and_then(|d| d.get("lines")).or_else(|| r.get("lines")).and_then(|l| l.as_array())
+    {
+        for l in lines {
+            out!("{}", l.as_str().unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
+fn read_model(file: &PathBuf, format: &str) -> Result<ServicesModel, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    match format {
+        "toml" => toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display())),
+        "ipvsadm" => lb_ctl::ipvsadm::parse_save(&text).map_err(|e| format!("{}: {e}", file.display())),
+        other => Err(format!("--format {other}: expected toml or ipvsadm")),
+    }
+}
+
+fn forward_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Nat => "Masq",
+        Mode::Fnat => "FullNat",
+        Mode::Dr => "Route",
+        Mode::Tun => "Tunnel",
+        Mode::Gue => "GUE",
+    }
+}
+
+fn endpoint(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+fn print_list(views: &[ServiceView], stats: bool) {
+    out!("lbd virtual server table (lbctl {})", env!("CARGO_PKG_VERSION"));
+    if stats {
+        out!("Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes");
+        out!("  -> RemoteAddress:Port");
+    } else {
+        out!("Prot LocalAddress:Port Scheduler Flags");
+        out!("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn");
+    }
+    for v in views {
+        let s = &v.service;
+        let proto = if s.protocol == Protocol::Tcp { "TCP" } else { "UDP" };
+        let t = &v.traffic;
+        if stats {
+            out!(
+                "{proto}  {:<30} {:>7} {:>8} {:>8} {:>8} {:>8}",
+                endpoint(s.vip, s.port),
+                t.conns,
+                t.in_packets,
+                t.out_packets,
+                t.in_bytes,
+                t.out_bytes
+            );
+        } else {
+            let mut flags = String::new();
+            if s.persistence > 0 {
+                flags = format!("persistent {}", s.persistence);
+            }
+            if s.hash_ports {
+                flags.push_str(if flags.is_empty() { "hash-ports" } else { " hash-ports" });
+            }
+            out!("{proto}  {} {} {flags}", endpoint(s.vip, s.port), s.scheduler.name());
+        }
+        for b in &v.backends {
+            let port = if b.backend.port == 0 { s.port } else { b.backend.port };
+            let bt = &b.traffic;
+            if stats {
+                out!(
+                    "  -> {:<30} {:>7} {:>8} {:>8} {:>8} {:>8}",
+                    endpoint(b.backend.address, port),
+                    bt.conns,
+                    bt.in_packets,
+                    bt.out_packets,
+                    bt.in_bytes,
+                    bt.out_bytes
+                );
+            } else {
+                out!(
+                    "  -> {:<28} {:<7} {:<6} {:<10} {}",
+                    endpoint(b.backend.address, port),
+                    forward_name(b.backend.mode),
+                    b.backend.weight,
+                    b.active,
+                    b.inactive
+                );
+            }
+        }
+    }
+}

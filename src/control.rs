@@ -1,0 +1,243 @@
+//! lbd's control socket: one request per connection (see lb-ctl's protocol). Served from the
+//! control thread's loop, so commands apply one at a time; every edit is applied to a copy of
+//! the model, built into a new table (validated), published atomically, and kept only if all
+//! of that succeeded.
+
+use lb_core::conntrack::Timeouts;
+use lb_core::flow::to_ip;
+use lb_core::pipeline::{Counters, DropReason};
+use lb_core::service::{Limits, ServicesModel, Table};
+use lb_ctl::{
+    BackendView, Command, ConnView, MAX_REQUEST, Request, Response, ServiceView, Traffic, VERSION, WorkerView,
+};
+use lb_dpdk::runtime::Runtime;
+use lb_dpdk::worker::Control as WorkerControl;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub struct ControlSocket {
+    listener: UnixListener,
+    path: PathBuf,
+    model: ServicesModel,
+    timeouts: Timeouts,
+    seed: u64,
+}
+
+impl ControlSocket {
+    /// Binds the socket (mode 0600), replacing a stale one left by a killed lbd.
+    pub fn bind(path: &Path, model: ServicesModel, timeouts: Timeouts, seed: u64) -> Result<Self, String> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("control.socket: cannot create {}: {e}", dir.display()))?;
+        }
+        if UnixStream::connect(path).is_ok() {
+            return Err(format!("control.socket: {} is in use by another lbd", path.display()));
+        }
+        let _ = std::fs::remove_file(path);
+        let listener =
+            UnixListener::bind(path).map_err(|e| format!("control.socket: cannot bind {}: {e}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("control.socket: {e}"))?;
+        listener.set_nonblocking(true).map_err(|e| format!("control.socket: {e}"))?;
+        Ok(ControlSocket { listener, path: path.to_path_buf(), model, timeouts, seed })
+    }
+
+    /// Serves every pending connection.
+    pub fn poll(&mut self, rt: &mut Runtime) {
+        while let Ok((stream, _)) = self.listener.accept() {
+            let _ = self.serve(stream, rt);
+        }
+    }
+
+    fn serve(&mut self, stream: UnixStream, rt: &mut Runtime) -> std::io::Result<()> {
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+        let mut line = String::new();
+        let n = BufReader::new((&stream).take(MAX_REQUEST as u64 + 1)).read_line(&mut line)?;
+        let response = if n > MAX_REQUEST {
+            refuse(format!("request larger than {MAX_REQUEST} bytes"))
+        } else {
+            match serde_json::from_str::<Request>(&line) {
+                Err(e) => refuse(format!("malformed request: {e}")),
+                Ok(r) if r.version != VERSION => {
+                    refuse(format!("protocol version {} is not supported (lbd speaks {VERSION})", r.version))
+                }
+                Ok(r) => match self.handle(&r.command, rt) {
+                    Ok(result) => Response { version: VERSION, ok: true, error: None, result },
+                    Err(e) => refuse(e),
+                },
+            }
+        };
+        let mut s = &stream;
+        let mut text = serde_json::to_string(&response).unwrap_or_else(|_| "{\"version\":1,\"ok\":false}".into());
+        text.push('\n');
+        s.write_all(text.as_bytes())
+    }
+
+    fn handle(&mut self, cmd: &Command, rt: &mut Runtime) -> Result<Value, String> {
+        match cmd {
+            Command::List => Ok(json!(self.list(rt))),
+            Command::Stats => Ok(json!(stats(rt))),
+            Command::Conns => Ok(json!(conns(rt))),
+            Command::Save => Ok(json!(self.model)),
+            Command::Zero => {
+                rt.broadcast(|| WorkerControl::ZeroCounters);
+                Ok(Value::Null)
+            }
+            Command::SetTimeouts { tcp, tcpfin, udp } => {
+                let t = lb_ctl::with_ipvsadm_timeouts(self.timeouts, *tcp, *tcpfin, *udp);
+                t.validate()?;
+                self.timeouts = t;
+                rt.broadcast(|| WorkerControl::SetTimeouts(t));
+                Ok(json!(t))
+            }
+            Command::Apply { model, dry_run: true } => Ok(json!(lb_ctl::diff(&self.model, model))),
+            edit => {
+                let model = lb_ctl::edit(&self.model, edit)?;
+                let current = rt.table();
+                let table = Table::build(&model, current.network.clone(), Limits::default(), Some(&current), self.seed)
+                    .map_err(|e| e.0)?;
+                let diff = lb_ctl::diff(&self.model, &model);
+                let started = Instant::now();
+                let generation = rt.publish(table);
+                let took = rt.wait_for(generation, Duration::from_secs(2));
+                self.model = model;
+                Ok(json!({
+                    "generation": generation,
+                    "diff": diff,
+                    "published_us": u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                    "all_workers_us": took.map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+                }))
+            }
+        }
+    }
+
+    fn list(&self, rt: &Runtime) -> Vec<ServiceView> {
+        let table = rt.table();
+        let mut total = Counters::new(table.limits.max_services as usize, table.limits.max_backends as usize);
+        for s in rt.stats() {
+            total.accumulate(&s.counters);
+        }
+        // ActiveConn / InActConn as ipvsadm counts them: established vs other connections.
+        let mut load = std::collections::HashMap::<u32, (u64, u64)>::new();
+        for (c, _) in gather_conns(rt) {
+            let e = load.entry(c.backend_id).or_default();
+            if c.orig.proto != 6 || c.state == lb_core::conntrack::TcpState::Established {
+                e.0 += 1;
+            } else {
+                e.1 += 1;
+            }
+        }
+        let traffic = |c: Option<&lb_core::pipeline::ServiceCounters>| {
+            c.map(|c| Traffic {
+                conns: c.conns,
+                in_packets: c.in_packets,
+                in_bytes: c.in_bytes,
+                out_packets: c.out_packets,
+                out_bytes: c.out_bytes,
+            })
+            .unwrap_or_default()
+        };
+        table
+            .services()
+            .iter()
+            .map(|s| ServiceView {
+                service: s.model.clone(),
+                traffic: traffic(total.services.get(s.id as usize)),
+                backends: s
+                    .backends
+                    .iter()
+                    .zip(&s.model.backends)
+                    .map(|(b, m)| {
+                        let (active, inactive) = load.get(&b.id).copied().unwrap_or_default();
+                        BackendView {
+                            backend: m.clone(),
+                            active,
+                            inactive,
+                            traffic: traffic(total.backends.get(b.id as usize)),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn refuse(e: String) -> Response {
+    Response { version: VERSION, ok: false, error: Some(e), result: Value::Null }
+}
+
+fn stats(rt: &Runtime) -> Vec<WorkerView> {
+    rt.stats()
+        .iter()
+        .map(|s| {
+            let cycles = s.loops.busy_cycles + s.loops.idle_cycles;
+            WorkerView {
+                index: s.index,
+                core: s.core,
+                busy_percent: if cycles == 0 { 0.0 } else { 100.0 * s.loops.busy_cycles as f64 / cycles as f64 },
+                rx_packets: s.counters.rx_packets,
+                tx_packets: s.counters.tx_packets,
+                cycles_per_packet: if s.counters.rx_packets == 0 {
+                    0.0
+                } else {
+                    s.loops.busy_cycles as f64 / s.counters.rx_packets as f64
+                },
+                connections: s.conns,
+                drops: DropReason::ALL
+                    .iter()
+                    .filter(|r| s.counters.drop_count(**r) > 0)
+                    .map(|r| (r.name().to_string(), s.counters.drop_count(*r)))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// Every worker's live connections (each worker copies its table when it serves the request),
+/// with the seconds each has left before it expires.
+fn gather_conns(rt: &Runtime) -> Vec<(lb_core::conntrack::Conn, u64)> {
+    let (reply, answers) = lb_dpdk::worker::conns_channel();
+    let workers = rt.stats().len();
+    rt.broadcast(|| WorkerControl::ListConns(reply.clone()));
+    let mut all = Vec::new();
+    for _ in 0..workers {
+        match answers.recv_timeout(Duration::from_secs(2)) {
+            Ok((now_ms, v)) => all.extend(v.into_iter().map(|c| (c, c.expires_ms.saturating_sub(now_ms) / 1000))),
+            Err(_) => break,
+        }
+    }
+    all
+}
+
+fn conns(rt: &Runtime) -> Vec<ConnView> {
+    gather_conns(rt)
+        .iter()
+        .map(|(c, left)| {
+            let addr = |a: [u8; 16], v6: bool, p: u16| match to_ip(a, v6) {
+                std::net::IpAddr::V4(x) => format!("{x}:{p}"),
+                std::net::IpAddr::V6(x) => format!("[{x}]:{p}"),
+            };
+            ConnView {
+                protocol: if c.orig.proto == 6 { "TCP".into() } else { "UDP".into() },
+                client: addr(c.orig.src, c.orig.v6, c.orig.src_port),
+                virtual_address: addr(c.orig.dst, c.orig.v6, c.orig.dst_port),
+                backend: addr(c.reply.src, c.reply.v6, c.reply.src_port),
+                state: if c.orig.proto == 6 { c.state.name().into() } else { "UDP".into() },
+                expires_s: *left,
+                mode: c.mode,
+            }
+        })
+        .collect()
+}
