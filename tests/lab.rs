@@ -20,6 +20,7 @@ fn scenario(name: &str) {
         .arg(script)
         .arg(name)
         .env("LBD", env!("CARGO_BIN_EXE_lbd"))
+        .env("LBCTL", lbctl())
         .output()
         .expect("run the lab script");
     let stdout = String::from_utf8_lossy(&out.stdout);
