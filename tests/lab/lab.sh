@@ -126,6 +126,12 @@ lab_start_lbd() {
         dev0="net_af_xdp0,iface=l0$LAB_ID${LAB_XDP_ARGS:-}"; dev1="net_af_xdp1,iface=l1$LAB_ID${LAB_XDP_ARGS:-}"
     fi
     LAB_METRICS=127.0.0.1:$metrics
+    if [ -n "${LAB_CONFIG:-}" ]; then
+        # A config file of the user's, with the run's names filled in.
+        sed -e "s|@PREFIX@|lblab$LAB_ID|" -e "s|@SOCKET@|$LAB_DIR/lbd.sock|" -e "s|@METRICS@|$LAB_METRICS|" \
+            -e "s|@DEV0@|$dev0|" -e "s|@DEV1@|$dev1|" "$LAB_CONFIG" > "$LAB_DIR/lbd.toml"
+        echo "$services" >> "$LAB_DIR/lbd.toml"
+    else
     {
         echo "[eal]"; echo "file_prefix = \"lblab$LAB_ID\""; echo "no_huge = true"; echo "memory_mb = 512"
         echo "[workers]"; echo "cores = [1]"; echo "mbufs = 8191"
@@ -142,6 +148,7 @@ lab_start_lbd() {
         fi
         echo "$services"
     } > "$LAB_DIR/lbd.toml"
+    fi
     ip netns exec "$NS_L" "$LBD" --config "$LAB_DIR/lbd.toml" > "$LAB_DIR/lbd.log" 2>&1 &
     LBD_PID=$!
     for _ in $(seq 1 100); do
