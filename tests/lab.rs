@@ -49,6 +49,11 @@ fn lab_lbctl_verbs_under_traffic() {
 }
 
 #[test]
+fn lab_sh_and_mh_are_sticky_and_mh_agrees_across_processes() {
+    scenario("sched");
+}
+
+#[test]
 fn lab_nat_two_armed() {
     scenario("nat");
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One lab scenario end to end: `tests/lab/run.sh SCENARIO`. Exits non-zero, saying why, when a
 # check fails. Scenarios: nat, fnat, dr, tun, gue, nat6, dr6 (AF_PACKET ports), xdp (AF_XDP),
-# ctl (every lbctl verb against live traffic).
+# ctl (every lbctl verb against live traffic), sched (sh/mh stickiness, mh across processes).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lab.sh"
@@ -201,6 +201,45 @@ ctl)
     ctl stats | grep -qE "^0 +1 " || fail "stats: $(ctl stats)"
     ctl conns | grep -q "10.0.0.2:" || fail "conns: $(ctl conns)"
     check "lbctl stats and conns report the workers and connections"
+    ;;
+sched)
+    # sh and mh keep each client on one backend; mh gives the same answer in a second lbd
+    # process built from the same configuration (what two LB nodes of a cluster need).
+    lab_setup two-armed
+    for i in $(seq 21 28); do in_ns "$NS_C" ip addr add "10.0.0.$i/24" dev "c$LAB_ID"; done
+    services='[[service]]
+vip = "10.0.0.100"
+port = 80
+scheduler = "sh"
+backend = [{ address = "10.1.0.11", port = 8080 }, { address = "10.1.0.12", port = 8080 }]
+[[service]]
+vip = "10.0.0.100"
+port = 81
+scheduler = "mh"
+backend = [{ address = "10.1.0.11", port = 8080 }, { address = "10.1.0.12", port = 8080 }]'
+    lab_start_lbd "$services" || fail "lbd did not start"
+    from() { in_ns "$NS_C" curl -s --max-time 5 --interface "10.0.0.$1" "http://10.0.0.100:$2/" || echo curl-failed; }
+    from 21 80 >/dev/null; from 21 81 >/dev/null   # the LB resolves the backends' MACs
+    for port in 80 81; do
+        seen=""
+        for i in $(seq 21 28); do
+            first=$(from "$i" "$port")
+            for _ in 1 2 3; do
+                again=$(from "$i" "$port")
+                [ "$again" = "$first" ] || fail "port $port: client 10.0.0.$i moved from $first to $again"
+            done
+            seen="$seen$first\n"
+        done
+        [ "$(printf "$seen" | sort -u | wc -l)" = 2 ] || fail "port $port: clients do not reach both backends: $(printf "$seen" | sort | uniq -c)"
+        check "$([ $port = 80 ] && echo sh || echo mh): every client keeps its backend over 4 connections; both backends serve"
+    done
+    map1=$(for i in $(seq 21 28); do echo "$i $(from "$i" 81)"; done)
+    lab_stop_lbd > /dev/null
+    lab_start_lbd "$services" || fail "second lbd did not start"
+    from 21 81 >/dev/null
+    map2=$(for i in $(seq 21 28); do echo "$i $(from "$i" 81)"; done)
+    [ "$map1" = "$map2" ] || fail "mh differs between two lbd processes: $(diff <(echo "$map1") <(echo "$map2"))"
+    check "mh maps every client to the same backend in a second lbd process with the same config"
     ;;
 nat6)
     lab_setup two-armed
