@@ -46,13 +46,7 @@ pub(super) fn v4(w: &mut Worker, t: &Table, f: &mut impl Frame, at: usize, now_m
     if m.is_error() {
         return relay_error(w, t, f, at, false, now_ms);
     }
-    if own {
-        Verdict::Host
-    } else if t.is_vip(dst, false) {
-        Verdict::Drop(DropReason::IcmpUnsupported)
-    } else {
-        Verdict::Drop(DropReason::UnknownDestination)
-    }
+    unanswered(t, own, &dst, false)
 }
 
 /// Handles an ICMPv6 message at `at`.
@@ -94,9 +88,15 @@ pub(super) fn v6(w: &mut Worker, t: &Table, f: &mut impl Frame, at: usize, now_m
     if m.is_error() {
         return relay_error(w, t, f, at, true, now_ms);
     }
+    unanswered(t, own, &dst, true)
+}
+
+/// ICMP the LB does not answer: the host stack gets it for own addresses; for a VIP it is
+/// unsupported; anything else is not for this LB.
+fn unanswered(t: &Table, own: bool, dst: &[u8; 16], v6: bool) -> Verdict {
     if own {
         Verdict::Host
-    } else if t.is_vip(dst, true) {
+    } else if t.is_vip(*dst, v6) {
         Verdict::Drop(DropReason::IcmpUnsupported)
     } else {
         Verdict::Drop(DropReason::UnknownDestination)
