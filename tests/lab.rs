@@ -54,6 +54,11 @@ fn lab_sh_and_mh_are_sticky_and_mh_agrees_across_processes() {
 }
 
 #[test]
+fn lab_100_updates_per_second_lose_nothing() {
+    scenario("churn");
+}
+
+#[test]
 fn lab_nat_two_armed() {
     scenario("nat");
 }

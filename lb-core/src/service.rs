@@ -373,9 +373,15 @@ impl Table {
                 backends.push(Backend { id, addr, v6, port, weight: bm.weight, mode: bm.mode, tunnel_port });
             }
             let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
-            let ids: Vec<u64> = backends.iter().map(|b| backend_identity(b.addr, b.v6, b.port)).collect();
-            let plan = Plan::build(sm.scheduler, &weights, &ids, sm.maglev_size, seed)
-                .map_err(|e| ModelError(format!("{}: {e}", at("scheduler"))))?;
+            // An unchanged service keeps its plan: an edit rebuilds only the Maglev ring it touches.
+            let plan = match prev.filter(|p| p.model == *sm && previous.is_some_and(|t| t.seed == seed)) {
+                Some(p) => p.plan.clone(),
+                None => {
+                    let ids: Vec<u64> = backends.iter().map(|b| backend_identity(b.addr, b.v6, b.port)).collect();
+                    Plan::build(sm.scheduler, &weights, &ids, sm.maglev_size, seed)
+                        .map_err(|e| ModelError(format!("{}: {e}", at("scheduler"))))?
+                }
+            };
             by_key.insert(key, u32::try_from(services.len()).unwrap_or(u32::MAX));
             *vips.entry((key.addr, key.v6)).or_default() += 1;
             services.push(Service {
@@ -518,6 +524,21 @@ mod tests {
         assert_eq!(a.service(&key).unwrap().id, b.service(&key).unwrap().id);
         assert_eq!(a.service(&key).unwrap().backends[1].id, b.service(&key).unwrap().backends[0].id);
         assert_eq!(b.generation, a.generation + 1);
+    }
+
+    #[test]
+    fn unchanged_services_keep_their_plan() {
+        let a = Table::build(&model(TWO), Network::default(), Limits::default(), None, 0).unwrap();
+        let mut m = model(TWO);
+        m.services[1].backends[0].weight = 7;
+        let b = Table::build(&m, Network::default(), Limits::default(), Some(&a), 0).unwrap();
+        let (Plan::Mh(x), Plan::Mh(y)) = (&a.services()[0].plan, &b.services()[0].plan) else { panic!("mh plans") };
+        assert_eq!(x, y);
+        assert_eq!(b.services()[1].weights, [7]);
+        // A different seed rebuilds everything.
+        let c = Table::build(&m, Network::default(), Limits::default(), Some(&b), 9).unwrap();
+        let Plan::Mh(z) = &c.services()[0].plan else { panic!("mh plan") };
+        assert!(!z.changed_slots(y).is_empty());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One lab scenario end to end: `tests/lab/run.sh SCENARIO`. Exits non-zero, saying why, when a
 # check fails. Scenarios: nat, fnat, dr, tun, gue, nat6, dr6 (AF_PACKET ports), xdp (AF_XDP),
-# ctl (every lbctl verb against live traffic), sched (sh/mh stickiness, mh across processes).
+# ctl (every lbctl verb against live traffic), sched (sh/mh stickiness, mh across processes),
+# churn (100 updates/s under a UDP stream, update latency, restore of 10,000 services).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lab.sh"
@@ -201,6 +202,79 @@ ctl)
     ctl stats | grep -qE "^0 +1 " || fail "stats: $(ctl stats)"
     ctl conns | grep -q "10.0.0.2:" || fail "conns: $(ctl conns)"
     check "lbctl stats and conns report the workers and connections"
+    ;;
+churn)
+    # 100 table updates per second for 10 s (add, weight, drain, delete a backend) while a UDP
+    # stream runs to a backend that stays: not one datagram may be lost. Also measures the
+    # time from command to every worker on the new table, and restoring 10,000 services.
+    LBCTL=${LBCTL:-$(cd "$here/../.." && pwd)/target/debug/lbctl}
+    ctl() { "$LBCTL" -S "$LAB_DIR/lbd.sock" "$@"; }
+    lab_setup two-armed
+    lab_start_lbd '[[service]]
+vip = "10.0.0.100"
+port = 5201
+scheduler = "mh"
+backend = [{ address = "10.1.0.11" }, { address = "10.1.0.12" }]
+[[service]]
+vip = "10.0.0.100"
+port = 5201
+protocol = "udp"
+scheduler = "mh"
+backend = [{ address = "10.1.0.11" }, { address = "10.1.0.12" }]' || fail "lbd did not start"
+    in_ns "$NS_C" iperf3 -c 10.0.0.100 -p 5201 -u -b 20M -l 1200 -t 1 >/dev/null 2>&1 || true  # resolve MACs
+    in_ns "$NS_C" iperf3 -c 10.0.0.100 -p 5201 -u -b 20M -l 1200 -t 12 -J > "$LAB_DIR/udp.json" 2>&1 &
+    stream=$!
+    sleep 1
+    start_us=${EPOCHREALTIME/./}
+    # One client speaking the control protocol directly (one connection per request, as lbctl
+    # does) so that 100 updates per second are paced exactly on this 2-core machine.
+    python3 - "$LAB_DIR/lbd.sock" "$LAB_DIR/answers" <<'PY' || fail "an update was refused: $(tail -1 "$LAB_DIR/answers")"
+import json, socket, sys, time
+path, out = sys.argv[1], open(sys.argv[2], "w")
+svc = {"vip": "10.0.0.100", "port": 5201, "protocol": "udp"}
+def call(cmd):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    s.sendall((json.dumps({"version": 1, "command": cmd}) + "\n").encode())
+    line = s.makefile().readline()
+    s.close()
+    out.write(line)
+    if not json.loads(line)["ok"]:
+        sys.exit(1)
+start = time.monotonic()
+for n in range(1000):
+    rip = "10.1.0.13" if n % 2 else "10.1.0.14"
+    step = (n // 2) % 4
+    if step == 0:
+        call({"cmd": "add-backend", "id": svc, "backend": {"address": rip, "weight": 2, "mode": "nat"}})
+    elif step in (1, 2):
+        call({"cmd": "edit-backend", "id": svc, "address": rip, "port": 5201, "edit": {"weight": 5 if step == 1 else 0}})
+    else:
+        call({"cmd": "del-backend", "id": svc, "address": rip, "port": 5201})
+    time.sleep(max(0.0, start + (n + 1) * 0.01 - time.monotonic()))
+PY
+    elapsed_ms=$(((${EPOCHREALTIME/./} - start_us) / 1000))
+    [ "$elapsed_ms" -lt 11000 ] || fail "1000 updates took ${elapsed_ms} ms: they did not all overlap the 12 s stream"
+    sed -nE 's/.*"all_workers_us":([0-9]+).*/\1/p' "$LAB_DIR/answers" > "$LAB_DIR/latency"
+    [ "$(wc -l < "$LAB_DIR/latency")" = 1000 ] || fail "not every update reported its latency"
+    wait "$stream" || fail "the UDP stream failed: $(tail -5 "$LAB_DIR/udp.json")"
+    read -r lost total < <(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["end"]["sum"]; print(s["lost_packets"], s["packets"])' "$LAB_DIR/udp.json")
+    [ "$lost" = 0 ] || fail "$lost of $total datagrams lost during the updates"
+    check "1000 updates in ${elapsed_ms} ms while a 20 Mbit/s UDP stream ran: 0 of $total datagrams lost"
+    read -r p50 p99 pmax < <(sort -n "$LAB_DIR/latency" | awk '{a[NR]=$1} END {print a[int(NR*0.5)], a[int(NR*0.99)], a[NR]}')
+    check "command to every worker on the new table: median ${p50} us, p99 ${p99} us, max ${pmax} us"
+    python3 - "$LAB_DIR/10k.toml" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    for i in range(10000):
+        f.write(f'[[service]]\nvip = "10.9.{i // 250}.{i % 250 + 1}"\nport = 80\nscheduler = "rr"\n')
+        f.write(f'backend = [{{ address = "10.1.0.11" }}, {{ address = "10.1.0.12" }}]\n')
+PY
+    t0=$(date +%s%N)
+    ctl restore "$LAB_DIR/10k.toml" > /dev/null || fail "restore of 10,000 services"
+    restore_ms=$((($(date +%s%N) - t0) / 1000000))
+    [ "$(ctl list -n | grep -c '^TCP')" = 10000 ] || fail "restore did not give 10,000 services"
+    check "lbctl restore of 10,000 services (20,000 backends): ${restore_ms} ms"
     ;;
 sched)
     # sh and mh keep each client on one backend; mh gives the same answer in a second lbd
