@@ -3,7 +3,7 @@
 //! one changes nothing and exits non-zero with the reason.
 #![forbid(unsafe_code)]
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use lb_core::sched::Kind;
 use lb_core::service::{BackendModel, Mode, Protocol, ServiceModel, ServicesModel};
 use lb_ctl::{
@@ -118,9 +118,16 @@ enum Cmd {
         #[arg(short = 'n', long)]
         numeric: bool,
         /// Connections, packets and bytes per service and backend.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "rate")]
         stats: bool,
+        /// Rates over one second: connections, packets and bytes per second.
+        #[arg(long)]
+        rate: bool,
     },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff).
+    Man,
     /// Live connections, like `ipvsadm -Lnc`.
     Conns,
     /// Zero the packet and connection counters.
@@ -253,14 +260,36 @@ fn run(cli: &Cli) -> Result<(), String> {
             let (address, port) = parse_endpoint(real, true)?;
             Command::DelBackend { id, address, port: if port == 0 { id.port } else { port } }
         }
-        Cmd::List { stats, .. } => {
-            let r = call(&cli.socket, Command::List)?;
+        Cmd::List { stats, rate, .. } => {
+            let mut r = call(&cli.socket, Command::List)?;
+            if *rate {
+                // ipvsadm --rate: the difference of two samples one second apart.
+                let before: Vec<ServiceView> = serde_json::from_value(r).map_err(|e| e.to_string())?;
+                std::thread::sleep(Duration::from_secs(1));
+                let mut after: Vec<ServiceView> =
+                    serde_json::from_value(call(&cli.socket, Command::List)?).map_err(|e| e.to_string())?;
+                for (a, b) in after.iter_mut().zip(&before) {
+                    a.traffic = per_second(&a.traffic, &b.traffic);
+                    for (x, y) in a.backends.iter_mut().zip(&b.backends) {
+                        x.traffic = per_second(&x.traffic, &y.traffic);
+                    }
+                }
+                r = serde_json::to_value(&after).map_err(|e| e.to_string())?;
+            }
             if cli.json {
                 out!("{r}");
             } else {
                 let views: Vec<ServiceView> = serde_json::from_value(r).map_err(|e| e.to_string())?;
-                print_list(&views, *stats);
+                print_list(&views, *stats || *rate, *rate);
             }
+            return Ok(());
+        }
+        Cmd::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "lbctl", &mut std::io::stdout());
+            return Ok(());
+        }
+        Cmd::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).map_err(|e| e.to_string())?;
             return Ok(());
         }
         Cmd::Conns => {
@@ -382,9 +411,23 @@ fn endpoint(ip: IpAddr, port: u16) -> String {
     }
 }
 
-fn print_list(views: &[ServiceView], stats: bool) {
+/// Counters of the later sample minus the earlier one (a one-second rate).
+fn per_second(now: &lb_ctl::Traffic, then: &lb_ctl::Traffic) -> lb_ctl::Traffic {
+    lb_ctl::Traffic {
+        conns: now.conns.saturating_sub(then.conns),
+        in_packets: now.in_packets.saturating_sub(then.in_packets),
+        in_bytes: now.in_bytes.saturating_sub(then.in_bytes),
+        out_packets: now.out_packets.saturating_sub(then.out_packets),
+        out_bytes: now.out_bytes.saturating_sub(then.out_bytes),
+    }
+}
+
+fn print_list(views: &[ServiceView], stats: bool, rate: bool) {
     out!("lbd virtual server table (lbctl {})", env!("CARGO_PKG_VERSION"));
-    if stats {
+    if rate {
+        out!("Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS");
+        out!("  -> RemoteAddress:Port");
+    } else if stats {
         out!("Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes");
         out!("  -> RemoteAddress:Port");
     } else {

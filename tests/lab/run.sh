@@ -199,6 +199,30 @@ ctl)
     ctl restore --format ipvsadm "$LAB_DIR/ipvsadm.rules" || fail "restore --format ipvsadm"
     lab_curl http://10.0.0.100/ 2 >/dev/null
     expect_spread "$(lab_curl http://10.0.0.100/ 10 | tally)" "$(printf 'backend-1 5\nbackend-2 5')" "rules restored from ipvsadm-save format spread 5/5"
+    # The remaining verbs and error cases.
+    ctl edit-service -t 10.0.0.100:80 -s wrr || fail "edit-service"
+    ctl list -n | grep -q "TCP  10.0.0.100:80 wrr" || fail "edit-service did not change the scheduler"
+    for bad in "add-service -t 10.0.0.100:80 -s rr" "add-service -t 10.0.0.300:80" "add-service -t 10.0.0.100:99999" \
+               "add-service -t 10.0.0.101:80 -s xx" "del-service -t 10.0.0.199:80" "edit-backend -t 10.0.0.100:80 -r 10.1.0.99:8080 -w 2" \
+               "add-backend -t 10.0.0.100:80 -r 10.1.0.11:8080 -m dr" "set-timeouts 0 0 0 x"; do
+        # shellcheck disable=SC2086
+        if out=$(ctl $bad 2>&1); then fail "'lbctl $bad' was accepted"; fi
+        [ -n "$out" ] || fail "'lbctl $bad' refused without a message"
+    done
+    [ "$(ctl list -n | grep -c ' Masq ')" = 2 ] || fail "a refused command changed the table: $(ctl list -n)"
+    check "refusals: duplicate service, bad address, bad port, unknown scheduler, unknown service or backend, dr port change"
+    ctl --json set-timeouts 600 60 120 | grep -q '"tcp_established":600' || fail "set-timeouts"
+    ctl zero || fail "zero"
+    ctl list -n --stats | grep -qE "^TCP  10.0.0.100:80 +0 +0 +0" || fail "zero did not clear the counters: $(ctl list -n --stats)"
+    lab_curl http://10.0.0.100/ 4 >/dev/null
+    ctl list -n --rate | grep -q "CPS" || fail "list --rate"
+    ctl del-service -t 10.0.0.100:80 || fail "del-service"
+    [ "$(ctl list -n | grep -c '^TCP')" = 0 ] || fail "del-service left the service"
+    [ "$(lab_curl http://10.0.0.100/ 1)" = curl-failed ] || fail "a deleted service still answers"
+    check "edit-service, set-timeouts, zero, list --rate, del-service"
+    ctl completions bash | grep -q "_lbctl()" || fail "completions"
+    ctl man | grep -q "^.TH lbctl" || fail "man page"
+    check "shell completions and man page"
     ctl stats | grep -qE "^0 +1 " || fail "stats: $(ctl stats)"
     ctl conns | grep -q "10.0.0.2:" || fail "conns: $(ctl conns)"
     check "lbctl stats and conns report the workers and connections"
