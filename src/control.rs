@@ -86,7 +86,12 @@ impl ControlSocket {
             Command::Conns => Ok(json!(conns(rt))),
             Command::Save => Ok(json!(self.model)),
             Command::Zero => {
-                rt.broadcast(|| WorkerControl::ZeroCounters);
+                let (done, acks) = lb_dpdk::worker::ack_channel();
+                rt.broadcast(|| WorkerControl::ZeroCounters(done.clone()));
+                for _ in 0..rt.workers() {
+                    acks.recv_timeout(Duration::from_secs(2))
+                        .map_err(|_| "a worker did not acknowledge zero".to_string())?;
+                }
                 Ok(Value::Null)
             }
             Command::SetTimeouts { tcp, tcpfin, udp } => {
@@ -209,7 +214,7 @@ fn stats(rt: &Runtime) -> Vec<WorkerView> {
 /// with the seconds each has left before it expires.
 fn gather_conns(rt: &Runtime) -> Vec<(lb_core::conntrack::Conn, u64)> {
     let (reply, answers) = lb_dpdk::worker::conns_channel();
-    let workers = rt.stats().len();
+    let workers = rt.workers();
     rt.broadcast(|| WorkerControl::ListConns(reply.clone()));
     let mut all = Vec::new();
     for _ in 0..workers {

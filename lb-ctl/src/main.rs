@@ -285,11 +285,16 @@ fn run(cli: &Cli) -> Result<(), String> {
             return Ok(());
         }
         Cmd::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "lbctl", &mut std::io::stdout());
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "lbctl", &mut buf);
+            let _ = std::io::stdout().write_all(&buf);
             return Ok(());
         }
         Cmd::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).map_err(|e| e.to_string())?;
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut buf).map_err(|e| e.to_string())?;
+            // Like every other output, a closed pipe (lbctl man | head) is not an error.
+            let _ = std::io::stdout().write_all(&buf);
             return Ok(());
         }
         Cmd::Conns => {

@@ -165,6 +165,11 @@ impl Runtime {
         None
     }
 
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.stats.len()
+    }
+
     /// A copy of every worker's published statistics.
     pub fn stats(&self) -> Vec<WorkerStats> {
         self.handle().workers()

@@ -51,14 +51,19 @@ pub enum Control {
     SetTimeouts(Timeouts),
     /// Reply with a copy of every live connection.
     ListConns(ConnsReply),
-    /// Zero the packet counters.
-    ZeroCounters,
+    /// Zero the packet counters, publish them, then acknowledge.
+    ZeroCounters(crossbeam::channel::Sender<()>),
 }
 
 /// Where a worker sends its clock (ms) and a copy of its connection table.
 pub type ConnsReply = crossbeam::channel::Sender<(u64, Vec<lb_core::conntrack::Conn>)>;
 /// Where the control thread collects them.
 pub type ConnsAnswers = crossbeam::channel::Receiver<(u64, Vec<lb_core::conntrack::Conn>)>;
+
+/// A channel for acknowledgements (`Control::ZeroCounters`).
+pub fn ack_channel() -> (crossbeam::channel::Sender<()>, crossbeam::channel::Receiver<()>) {
+    crossbeam::channel::unbounded()
+}
 
 /// A channel for `Control::ListConns` answers.
 pub fn conns_channel() -> (ConnsReply, ConnsAnswers) {
@@ -181,7 +186,7 @@ impl WorkerCtx {
             }
             if turn.is_multiple_of(16) {
                 while let Ok(c) = self.control.try_recv() {
-                    self.serve(c, now_ms);
+                    self.serve(c, now_ms, &loops, hz);
                 }
                 if now_ms - last_publish_ms >= PUBLISH_MS {
                     self.publish(&loops, hz);
@@ -195,15 +200,21 @@ impl WorkerCtx {
         self.publish(&loops, hz);
     }
 
-    fn serve(&mut self, c: Control, now_ms: u64) {
+    fn serve(&mut self, c: Control, now_ms: u64, loops: &LoopCounters, hz: u64) {
         match c {
             Control::SetTimeouts(t) => self.worker.set_timeouts(t),
             Control::ListConns(reply) => {
                 let _ = reply.send((now_ms, self.worker.conns.iter().copied().collect()));
             }
-            Control::ZeroCounters => {
+            Control::ZeroCounters(done) => {
                 let c = &mut self.worker.counters;
                 *c = Counters::new(c.services.len(), c.backends.len());
+                // Readers see the zeroed counters as soon as the command returns, so wait for
+                // the lock here (a control request, not the packet path).
+                if let Ok(mut st) = self.stats.lock() {
+                    Self::fill(&mut st, &self.worker, loops, hz);
+                }
+                let _ = done.send(());
             }
         }
     }
@@ -211,10 +222,14 @@ impl WorkerCtx {
     fn publish(&self, loops: &LoopCounters, hz: u64) {
         // Never wait for the control plane: skip this round if it holds the lock.
         if let Ok(mut s) = self.stats.try_lock() {
-            s.loops = *loops;
-            s.counters.clone_from(&self.worker.counters);
-            s.conns = self.worker.conns.len();
-            s.tsc_hz = hz;
+            Self::fill(&mut s, &self.worker, loops, hz);
         }
+    }
+
+    fn fill(s: &mut WorkerStats, worker: &Worker, loops: &LoopCounters, hz: u64) {
+        s.loops = *loops;
+        s.counters.clone_from(&worker.counters);
+        s.conns = worker.conns.len();
+        s.tsc_hz = hz;
     }
 }
