@@ -145,7 +145,7 @@ fn run(cfg: &Config) -> Result<(), String> {
         ..Default::default()
     };
     let cores: Vec<Option<usize>> = cfg.workers.cores.iter().map(|c| Some(*c)).collect();
-    let mut rt = Runtime::start(&ports, &cores, &wcfg, table);
+    let mut rt = Runtime::start(&ports, &cores, &wcfg, table)?;
     if !cfg.control.metrics.is_empty() {
         metrics::serve(&cfg.control.metrics, rt.handle())?;
     }

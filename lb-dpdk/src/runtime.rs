@@ -56,7 +56,7 @@ pub struct Runtime {
 impl Runtime {
     /// Starts one worker per entry of `cores` (a core id to pin to, or `None` to float), each
     /// owning queue `i` of every port.
-    pub fn start(ports: &[Port], cores: &[Option<usize>], cfg: &WorkerConfig, table: Table) -> Runtime {
+    pub fn start(ports: &[Port], cores: &[Option<usize>], cfg: &WorkerConfig, table: Table) -> Result<Runtime, String> {
         let workers = cores.len().max(1);
         let stop = Arc::new(AtomicBool::new(false));
         let table = Arc::new(ArcSwap::from_pointee(table));
@@ -115,14 +115,20 @@ impl Runtime {
             rt.seen.push(seen);
             rt.stats.push(stats);
             rt.control.push(tx);
-            rt.handles.push(
-                std::thread::Builder::new()
-                    .name(format!("lbd-worker-{i}"))
-                    .spawn(move || ctx.run())
-                    .unwrap_or_else(|e| panic!("cannot start worker thread {i}: {e}")),
-            );
+            let handle = std::thread::Builder::new()
+                .name(format!("lbd-worker-{i}"))
+                .spawn(move || ctx.run())
+                .map_err(|e| format!("cannot start worker thread {i}: {e}"));
+            match handle {
+                Ok(h) => rt.handles.push(h),
+                Err(e) => {
+                    // Stop the workers already running before reporting.
+                    rt.stop();
+                    return Err(e);
+                }
+            }
         }
-        rt
+        Ok(rt)
     }
 
     /// The table in force.
