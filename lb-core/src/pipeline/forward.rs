@@ -373,13 +373,15 @@ pub(super) fn send_for_conn(
         // Direct routing only reaches backends on a connected segment.
         return Verdict::Drop(DropReason::NoRoute);
     }
-    let entropy = fast_hash(&c.orig, 0);
-    let tunnel = match (dir, c.mode) {
-        (Dir::Orig, Mode::Tun) => Some(Tunnel::Ipip),
+    // Only tunnels use the flow's hash (outer IPv4 id or flow label, GUE source port): nat, fnat
+    // and dr packets do not pay for it.
+    let (tunnel, entropy) = match (dir, c.mode) {
+        (Dir::Orig, Mode::Tun) => (Some(Tunnel::Ipip), fast_hash(&c.orig, 0)),
         (Dir::Orig, Mode::Gue) => {
-            Some(Tunnel::Gue { src_port: 0xc000 | (entropy & 0x3fff) as u16, dst_port: c.tunnel_port })
+            let entropy = fast_hash(&c.orig, 0);
+            (Some(Tunnel::Gue { src_port: 0xc000 | (entropy & 0x3fff) as u16, dst_port: c.tunnel_port }), entropy)
         }
-        _ => None,
+        _ => (None, 0),
     };
     let outer = match tunnel {
         Some(_) => match t.network.address_on(port, out_v6) {
