@@ -346,8 +346,7 @@ vip = "fd00::100"
 port = 80
 scheduler = "rr"
 backend = [{ address = "fd01::11", port = 8080 }, { address = "fd01::12", port = 8080 }]' || fail "lbd did not start"
-    in_ns "$NS_C" ping -6 -c 2 -i 0.2 -W 2 fd00::100 >/dev/null || fail "ping fd00::100 is not answered"
-    check "ping fd00::100 answered by the LB"
+    ping_vip fd00::100
     lab_curl "http://[fd00::100]/" 1 >/dev/null
     expect_spread "$(lab_curl "http://[fd00::100]/" 10 | tally)" "$(printf 'backend-1 5\nbackend-2 5')" "IPv6 nat rr spreads 10 connections 5/5"
     ;;
@@ -359,8 +358,7 @@ vip = "fd00::100"
 port = 8080
 scheduler = "rr"
 backend = [{ address = "fd00::11", mode = "dr" }, { address = "fd00::12", mode = "dr" }]' || fail "lbd did not start"
-    in_ns "$NS_C" ping -6 -c 2 -i 0.2 -W 2 fd00::100 >/dev/null || fail "ping fd00::100 is not answered"
-    check "ping fd00::100 answered by the LB"
+    ping_vip fd00::100
     lab_curl "http://[fd00::100]:8080/" 1 >/dev/null
     expect_spread "$(lab_curl "http://[fd00::100]:8080/" 10 | tally)" "$(printf 'backend-1 5\nbackend-2 5')" "IPv6 dr rr spreads 10 connections 5/5"
     ;;
