@@ -4,7 +4,7 @@
 # and cargo-fuzz. Safe to run again.
 set -euo pipefail
 
-packages=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config iproute2 iputils-ping ethtool nftables iperf3 curl python3)
+packages=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config iproute2 iputils-ping ethtool nftables iperf3 curl python3 tcpdump)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
