@@ -256,6 +256,14 @@ pub struct PortStats {
     pub rx_nombuf: u64,
 }
 
+/// Whether the port's link is up (memif: the peer is connected), without waiting.
+pub fn link_up(port: PortId) -> bool {
+    let mut l = sys::rte_eth_link::default();
+    // SAFETY: l is a valid out-parameter.
+    let rc = unsafe { sys::rte_eth_link_get_nowait(port.0, &mut l) };
+    rc == 0 && l.link_status() != 0
+}
+
 /// Reads a port's counters.
 pub fn stats(port: PortId) -> Result<PortStats, DpdkError> {
     let mut s = sys::rte_eth_stats::default();

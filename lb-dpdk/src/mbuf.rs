@@ -42,10 +42,47 @@ impl Mbuf {
         p
     }
 
+    /// Starts loading the packet's first cache line (l3fwd prefetches a few packets ahead).
+    #[inline]
+    pub fn prefetch(&self) {
+        let m = self.raw();
+        // SAFETY: computing the data address touches no memory; a prefetch never faults.
+        unsafe { sys::lb_prefetch0(m.buf_addr.cast::<u8>().add(usize::from(m.data_off)).cast()) }
+    }
+
     /// Sets the input port (for mbufs built by a generator).
     pub fn set_port(&mut self, port: u16) {
         // SAFETY: self owns the mbuf exclusively (&mut self).
         unsafe { self.0.as_mut().port = port };
+    }
+}
+
+/// A packet a generator builds once and transmits many times (pktgen's static mbufs): each send
+/// hands the driver one more reference instead of a copy. Its bytes can be read or patched only
+/// while no send still holds it, which is what makes the sharing sound.
+pub struct Reusable(Mbuf);
+
+impl Reusable {
+    pub fn new(m: Mbuf) -> Self {
+        Reusable(m)
+    }
+
+    fn exclusive(&self) -> bool {
+        // SAFETY: the mbuf is valid; the reference count is read atomically.
+        unsafe { sys::lb_mbuf_refcnt_read(self.0.0.as_ptr()) == 1 }
+    }
+
+    /// The packet bytes to patch before the next send; `None` while a send still holds it.
+    pub fn data_mut(&mut self) -> Option<&mut [u8]> {
+        if self.exclusive() { Some(self.0.data_mut()) } else { None }
+    }
+
+    /// A reference for a TX queue; the driver's free drops it, this value keeps the buffer.
+    pub fn share(&self) -> Mbuf {
+        // SAFETY: one more reference is taken before the second owner exists; `data_mut` refuses
+        // access until every such owner has freed its reference.
+        unsafe { sys::lb_mbuf_refcnt_update(self.0.0.as_ptr(), 1) };
+        Mbuf(self.0.0)
     }
 }
 

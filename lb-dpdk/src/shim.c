@@ -33,3 +33,7 @@ uint64_t lb_tsc_hz(void) { return rte_get_tsc_hz(); }
 int lb_errno(void) { return rte_errno; }
 
 void lb_prefetch0(const void *p) { rte_prefetch0(p); }
+
+uint16_t lb_mbuf_refcnt_read(const struct rte_mbuf *m) { return rte_mbuf_refcnt_read(m); }
+
+void lb_mbuf_refcnt_update(struct rte_mbuf *m, int16_t v) { rte_mbuf_refcnt_update(m, v); }

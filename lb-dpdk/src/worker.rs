@@ -124,6 +124,8 @@ impl WorkerCtx {
                 if rx.receive(port, queue) == 0 {
                     continue;
                 }
+                // Header reads of the whole burst overlap instead of missing one by one.
+                rx.frames().iter().for_each(Mbuf::prefetch);
                 for m in rx.drain() {
                     match &self.handoff {
                         Some(rings) => {
