@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# perf.md #2, the worker's cost on real DPDK ports. A generator polls on core 0 and sends over
+# net_memif to lbd, whose one worker polls on core 1; lbd forwards to a backend whose MAC is the
+# generator's, so everything comes back and is counted. For every run it prints offered and
+# forwarded Mpps, loss, the worker's busy fraction and cycles/packet (from lbd's TSC counters)
+# and the capacity they imply (forwarded / busy fraction). References in the same script:
+# testpmd flowgen -> testpmd macswap (DPDK's own loop on the same ports) and lbgen -> macswap
+# (the generator's own ceiling). Needs root (hugepages) and a release build; ~3 minutes.
+#   bench/memif.sh            all runs, a markdown table on stdout
+#   LB_BENCH_SECONDS=2 bench/memif.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUN_SECONDS=${LB_BENCH_SECONDS:-5}
+ID="lbm$$"
+WORK=$(mktemp -d "/tmp/lb-memif-bench.XXXXXX")
+SOCK="$WORK/memif.sock"
+METRICS_PORT=$((20000 + $$ % 20000))
+LBD_MAC="00:01:02:03:04:01"   # testpmd flowgen's fixed destination MAC
+GEN_MAC="00:01:02:03:04:00"   # and its source MAC; lbgen's port takes it too
+pids=()
+
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+if [ "$(id -u)" -eq 0 ] && [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -lt 256 ]; then
+    echo 512 > /proc/sys/vm/nr_hugepages || true
+    mountpoint -q /dev/hugepages || mount -t hugetlbfs nodev /dev/hugepages || true
+fi
+HUGE_ARGS=(--in-memory -m 256)
+[ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge 256 ] || HUGE_ARGS=(--no-huge -m 1024)
+
+cargo build --release -q -p lbd -p lb-bench --bin lbd --bin lbgen
+LBD=target/release/lbd
+LBGEN=target/release/lbgen
+SERVER_DEV="net_memif0,role=server,socket=$SOCK,socket-abstract=no,id=0"
+CLIENT_DEV="net_memif0,role=client,socket=$SOCK,socket-abstract=no,id=0"
+
+# Full-NAT needs a local address per ~60k concurrent connections to one backend.
+LOCALS=$(seq -s, -f '"10.253.254.%g"' 1 100)
+
+# lbd with one service per mode on 10.253.0.{0..4} port 1001, UDP and TCP, one backend each.
+start_lbd() { # CAPACITY
+    local cap=$1
+    cat > "$WORK/lbd.toml" <<EOF
+[eal]
+file_prefix = "${ID}lbd"
+main_core = 0
+[workers]
+cores = [1]
+mbufs = 16383
+[conntrack]
+capacity = $cap
+embryonic_limit = $cap
+[control]
+socket = "$WORK/lbd.sock"
+metrics = "127.0.0.1:$METRICS_PORT"
+[network]
+local_addresses = [$LOCALS]
+[[network.interface]]
+name = "gen"
+device = "$SERVER_DEV,mac=$LBD_MAC"
+addresses = ["10.253.255.1/16"]
+[[network.neighbour]]
+address = "10.253.1.1"
+mac = "$GEN_MAC"
+interface = "gen"
+EOF
+    local i=0
+    for mode in nat fnat dr tun gue; do
+        for proto in udp tcp; do
+            local port=2001
+            case $mode in dr|tun|gue) port=0 ;; esac
+            local extra=""
+            [ "$mode" = gue ] && extra=", gue_port = 6080"
+            printf '[[service]]\nvip = "10.253.0.%d"\nport = 1001\nprotocol = "%s"\nbackend = [{ address = "10.253.1.1", port = %d, mode = "%s"%s }]\n' \
+                "$i" "$proto" "$port" "$mode" "$extra" >> "$WORK/lbd.toml"
+        done
+        i=$((i + 1))
+    done
+    rm -f "$SOCK"
+    "$LBD" --config "$WORK/lbd.toml" > "$WORK/lbd.out" 2>&1 &
+    LBD_PID=$!
+    pids+=("$LBD_PID")
+    for _ in $(seq 100); do
+        metric lbd_rx_packets_total > /dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "lbd did not start:" >&2
+    cat "$WORK/lbd.out" >&2
+    exit 1
+}
+
+stop_lbd() {
+    kill "$LBD_PID" 2>/dev/null || true
+    wait "$LBD_PID" 2>/dev/null || true
+}
+
+metric() { # NAME -> the sum over workers
+    curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" | awk -v m="$1" '$1 ~ "^"m"({|$)" {s += $2} END {if (NR == 0) exit 1; printf "%.0f\n", s}'
+}
+
+snapshot() { # -> "rx busy idle drops refused hz"
+    echo "$(metric lbd_rx_packets_total) $(metric lbd_busy_cycles_total) $(metric lbd_idle_cycles_total) \
+$(metric lbd_drops_total) $(metric lbd_tx_refused_total) $(metric lbd_tsc_hz)"
+}
+
+kv() { # KEY LINE -> value of KEY=... in LINE
+    tr ' ' '\n' <<< "$2" | awk -F= -v k="$1" '$1 == k {print $2}'
+}
+
+echo "| run | generator | offered Mpps | forwarded Mpps | loss | lbd busy | cycles/packet | capacity Mpps | latency p50/p99 us |"
+echo "|---|---|---|---|---|---|---|---|---|"
+
+# One lbd run: NAME CAPACITY LBGEN-ARGS...
+lbd_run() {
+    local name=$1 cap=$2
+    shift 2
+    start_lbd "$cap"
+    local before after line
+    before=$(snapshot)
+    line=$("$LBGEN" --device "$CLIENT_DEV,mac=$GEN_MAC" --file-prefix "${ID}gen" --core 0 --dst-mac "$LBD_MAC" \
+        --seconds "$RUN_SECONDS" "$@" 2>"$WORK/gen.err" | tail -1) || { cat "$WORK/gen.err" >&2; exit 1; }
+    after=$(snapshot)
+    stop_lbd
+    python3 - "$name" "$line" "$before" "$after" <<'EOF'
+import sys
+name, line, before, after = sys.argv[1:]
+g = dict(kv.split("=") for kv in line.split()[1:])
+b = [int(x) for x in before.split()]
+a = [int(x) for x in after.split()]
+rx, busy, hz = a[0] - b[0], a[1] - b[1], a[5]
+drops, refused = a[3] - b[3], a[4] - b[4]
+# Busy fraction over the sending time only (lbd idles while the generator starts and drains).
+frac = min(1.0, busy / (float(g["seconds"]) * hz))
+cpp = busy / max(rx, 1)
+fwd = float(g["received_mpps"])
+lost = int(g["sent"]) - int(g["received"])
+print(f"| {name} | lbgen | {float(g['offered_mpps']):.2f} | {fwd:.2f} | {lost} ({drops} dropped, {refused} TX-refused by lbd) "
+      f"| {100 * frac:.0f}% | {cpp:.0f} | {fwd / max(frac, 1e-9):.2f} | {float(g['lat_p50_us']):.0f}/{float(g['lat_p99_us']):.0f} |")
+EOF
+}
+
+# testpmd as the generator (flowgen, 4 flows to 4 VIPs) or as the forwarder (macswap).
+testpmd() { # ROLE-DEV CORE PREFIX SECONDS ARGS...
+    local dev=$1 core=$2 prefix=$3 secs=$4
+    shift 4
+    local main=$((1 - core))
+    (sleep "$secs"; echo "show port stats all"; sleep 0.5; echo quit) |
+        dpdk-testpmd -l 0,1 --main-lcore "$main" "${HUGE_ARGS[@]}" --file-prefix "$prefix" --vdev "$dev" -- -i \
+            --auto-start --total-num-mbufs=16384 "$@" 2>&1
+}
+
+tx_pps() { # testpmd output -> TX-packets of the last port statistics block
+    awk '/NIC statistics for port 0/ {f = 1} f && /TX-packets:/ {print $2; exit}' <<< "$1"
+}
+rx_pps() {
+    awk '/NIC statistics for port 0/ {f = 1} f && /RX-packets:/ {print $2; exit}' <<< "$1"
+}
+
+# Reference 1: testpmd flowgen -> testpmd macswap.
+rm -f "$SOCK"
+testpmd "$SERVER_DEV" 1 "${ID}ref" $((RUN_SECONDS + 3)) --forward-mode=macswap > "$WORK/ref.out" &
+pids+=($!)
+sleep 1
+out=$(testpmd "$CLIENT_DEV" 0 "${ID}fg" "$RUN_SECONDS" --forward-mode=flowgen --flowgen-flows=4 --txpkts=64)
+wait "${pids[-1]}" 2>/dev/null || true
+python3 -c "import sys; t, r, s = map(float, sys.argv[1:]); print(f'| reference: macswap | testpmd flowgen | {t / s / 1e6:.2f} | {r / s / 1e6:.2f} | - | 100% | - | - | - |')" \
+    "$(tx_pps "$out")" "$(rx_pps "$out")" "$RUN_SECONDS"
+
+# Reference 2: lbgen -> testpmd macswap (the generator's own ceiling).
+rm -f "$SOCK"
+testpmd "$SERVER_DEV,mac=$LBD_MAC" 1 "${ID}ref" $((RUN_SECONDS + 4)) --forward-mode=macswap > "$WORK/ref.out" &
+pids+=($!)
+sleep 1
+line=$("$LBGEN" --device "$CLIENT_DEV,mac=$GEN_MAC" --file-prefix "${ID}gen" --core 0 --seconds "$RUN_SECONDS" --flows 1000 | tail -1)
+wait "${pids[-1]}" 2>/dev/null || true
+echo "| reference: macswap | lbgen | $(kv offered_mpps "$line") | $(kv received_mpps "$line") | $(kv lost "$line") | 100% | - | - | $(kv lat_p50_us "$line")/$(kv lat_p99_us "$line") |"
+
+# lbd with testpmd flowgen as the generator.
+start_lbd 65536
+before=$(snapshot)
+out=$(testpmd "$CLIENT_DEV" 0 "${ID}fg" "$RUN_SECONDS" --forward-mode=flowgen --flowgen-flows=4 --txpkts=64)
+after=$(snapshot)
+stop_lbd
+python3 - "$(tx_pps "$out")" "$(rx_pps "$out")" "$RUN_SECONDS" "$before" "$after" <<'EOF'
+import sys
+t, r, s = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+b = [int(x) for x in sys.argv[4].split()]
+a = [int(x) for x in sys.argv[5].split()]
+rx, busy, hz = a[0] - b[0], a[1] - b[1], a[5]
+frac = min(1.0, busy / (s * hz))
+fwd = rx / s / 1e6
+print(f"| lbd udp 4 flows nat/fnat/dr/tun | testpmd flowgen | {t / s / 1e6:.2f} | {fwd:.2f} | {t - r} in flight at stop "
+      f"| {100 * frac:.0f}% | {busy / max(rx, 1):.0f} | {fwd / max(frac, 1e-9):.2f} | - |")
+EOF
+
+NAT=10.253.0.0 FNAT=10.253.0.1 DR=10.253.0.2 TUN=10.253.0.3
+lbd_run "lbd nat udp 1k flows" 65536 --flows 1000 --vip $NAT
+lbd_run "lbd fnat udp 1k flows" 65536 --flows 1000 --vip $FNAT
+lbd_run "lbd dr udp 1k flows" 65536 --flows 1000 --vip $DR
+lbd_run "lbd tun udp 1k flows" 65536 --flows 1000 --vip $TUN
+lbd_run "lbd fnat tcp 100k flows" 262144 --flows 100000 --proto tcp --vip $FNAT
+lbd_run "lbd fnat tcp 1M flows" 2097152 --flows 1000000 --proto tcp --vip $FNAT
+lbd_run "lbd nat tcp 1M flows" 2097152 --flows 1000000 --proto tcp --vip $NAT
+lbd_run "lbd fnat tcp SYN, every packet a new flow (4M)" 4194304 --flows 4000000 --count 4000000 --proto tcp --syn --vip $FNAT
+lbd_run "lbd nat udp 1k flows, 1500 B" 65536 --flows 1000 --size 1500 --vip $NAT
+lbd_run "lbd nat udp 1k flows, paced 1 Mpps" 65536 --flows 1000 --rate 1 --vip $NAT
