@@ -1,0 +1,271 @@
+//! lbd over `net_memif` with a DPDK process as the peer: the generator polls on core 0, lbd's
+//! worker on core 1, and lbd forwards to a backend whose MAC is the generator's, so every
+//! packet comes back and is counted on both sides. One service per forwarding mode (nat, fnat,
+//! dr, tun) on 10.253.0.0-3 port 1001, UDP and TCP.
+//!
+//! - `dpdk-testpmd --forward-mode=flowgen` (an independent generator; it cannot be paced, so
+//!   memif's back-pressure sets the rate): everything it put on the wire reached lbd, lbd
+//!   forwarded all of it, and everything lbd transmitted reached testpmd, with no drop by
+//!   reason. What lbd could not hand to testpmd's ring after testpmd stopped polling is counted
+//!   and accounted for exactly.
+//! - bench's `lbgen` paced at a fixed offered rate with 10,000 UDP and 10,000 TCP flows over the
+//!   four modes: zero loss (every packet offered was accepted and came back), and exactly one
+//!   connection per flow.
+//!
+//! Needs root and DPDK's memif driver; the tests run one at a time (each busy-polls both cores).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const LBD_MAC: &str = "00:01:02:03:04:01"; // testpmd flowgen's fixed destination MAC
+const GEN_MAC: &str = "00:01:02:03:04:00"; // and its source MAC
+const MODES: [&str; 4] = ["nat", "fnat", "dr", "tun"];
+
+fn runnable() -> bool {
+    let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    let memif = Path::new("/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0/librte_net_memif.so").exists();
+    if (!root || !memif) && std::env::var_os("CI").is_none() {
+        eprintln!("skipping: needs root and DPDK's memif driver (scripts/install-deps.sh)");
+        return false;
+    }
+    true
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Sum over workers of a Prometheus counter lbd exports (every label set).
+fn metric(port: u16, name: &str) -> Option<u64> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.lines()
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .reduce(|a, b| a + b)
+}
+
+struct Lbd {
+    child: Child,
+    metrics: u16,
+    work: PathBuf,
+}
+
+impl Lbd {
+    fn start(test: &str) -> Lbd {
+        let work = std::env::temp_dir().join(format!("lb-memif-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&work).unwrap();
+        let metrics = free_port();
+        let mut cfg = format!(
+            "[eal]\nfile_prefix = \"lbmemif{test}{pid}\"\nmain_core = 0\n[workers]\ncores = [1]\nmbufs = 8191\n\
+             [conntrack]\ncapacity = 65536\nembryonic_limit = 65536\n\
+             [control]\nsocket = \"{sock}\"\nmetrics = \"127.0.0.1:{metrics}\"\n\
+             [network]\nlocal_addresses = [\"10.253.254.1\"]\n\
+             [[network.interface]]\nname = \"gen\"\n\
+             device = \"net_memif0,role=server,socket={memif},socket-abstract=no,id=0,mac={LBD_MAC}\"\n\
+             addresses = [\"10.253.255.1/16\"]\n\
+             [[network.neighbour]]\naddress = \"10.253.1.1\"\nmac = \"{GEN_MAC}\"\ninterface = \"gen\"\n",
+            pid = std::process::id(),
+            sock = work.join("lbd.sock").display(),
+            memif = work.join("memif.sock").display(),
+        );
+        for (i, mode) in MODES.iter().enumerate() {
+            let port = if matches!(*mode, "nat" | "fnat") { 2001 } else { 0 };
+            for proto in ["udp", "tcp"] {
+                cfg.push_str(&format!(
+                    "[[service]]\nvip = \"10.253.0.{i}\"\nport = 1001\nprotocol = \"{proto}\"\n\
+                     backend = [{{ address = \"10.253.1.1\", port = {port}, mode = \"{mode}\" }}]\n"
+                ));
+            }
+        }
+        let path = work.join("lbd.toml");
+        std::fs::write(&path, cfg).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_lbd"))
+            .arg("--config")
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lbd");
+        let lbd = Lbd { child, metrics, work };
+        let start = Instant::now();
+        while lbd.get("lbd_rx_packets_total").is_none() {
+            assert!(start.elapsed() < Duration::from_secs(30), "lbd did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        lbd
+    }
+
+    fn get(&self, name: &str) -> Option<u64> {
+        metric(self.metrics, name)
+    }
+
+    fn memif(&self, role: &str) -> String {
+        format!("net_memif0,role={role},socket={},socket-abstract=no,id=0", self.work.join("memif.sock").display())
+    }
+
+    /// Stops lbd (SIGTERM) and returns its output.
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let mut out = String::new();
+        if let Some(mut s) = self.child.stdout.take() {
+            let _ = s.read_to_string(&mut out);
+        }
+        let status = self.child.wait().unwrap();
+        let _ = std::fs::remove_dir_all(&self.work);
+        assert!(status.success(), "lbd exited with {status}:\n{out}");
+        out
+    }
+}
+
+impl Drop for Lbd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+fn eal_memory() -> Vec<&'static str> {
+    if lb_free_hugepages() >= 256 { vec!["--in-memory", "-m", "256"] } else { vec!["--no-huge", "-m", "1024"] }
+}
+
+fn lb_free_hugepages() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find(|l| l.starts_with("HugePages_Free:"))?.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// RX-packets and TX-packets of the last port statistics testpmd printed.
+fn testpmd_port_stats(out: &str) -> (u64, u64) {
+    let block = out.rsplit("NIC statistics for port 0").next().unwrap_or("");
+    let field = |name: &str| {
+        block
+            .split_whitespace()
+            .skip_while(|w| *w != name)
+            .nth(1)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in testpmd's output:\n{out}"))
+    };
+    (field("RX-packets:"), field("TX-packets:"))
+}
+
+#[test]
+fn memif_testpmd_flowgen_everything_sent_is_forwarded() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !runnable() {
+        return;
+    }
+    let lbd = Lbd::start("fg");
+    let prefix = format!("lbmemiffg{}", std::process::id());
+    let mut tp = Command::new("dpdk-testpmd")
+        .args(["-l", "0,1", "--main-lcore", "1", "--file-prefix", &prefix])
+        .args(eal_memory())
+        .args(["--vdev", &lbd.memif("client"), "--", "-i", "--total-num-mbufs=16384"])
+        .args(["--forward-mode=flowgen", "--flowgen-flows=4", "--txpkts=64"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dpdk-testpmd (package dpdk)");
+    let mut stdin = tp.stdin.take().unwrap();
+    let start = Instant::now();
+    // `start` once memif is connected (testpmd would otherwise send into a port with no peer).
+    std::thread::sleep(Duration::from_secs(2));
+    writeln!(stdin, "start").unwrap();
+    while lbd.get("lbd_rx_packets_total").unwrap_or(0) < 100_000 {
+        assert!(start.elapsed() < Duration::from_secs(60), "no traffic reached lbd");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    // Stop generating, then only receive: what lbd still sends lands in testpmd's counters.
+    writeln!(stdin, "stop\nset fwd rxonly\nstart").unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    writeln!(stdin, "stop\nshow port stats all").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (lbd_rx, lbd_tx, drops, refused) = (
+        lbd.get("lbd_rx_packets_total").unwrap(),
+        lbd.get("lbd_tx_packets_total").unwrap(),
+        lbd.get("lbd_drops_total").unwrap(),
+        lbd.get("lbd_tx_refused_total").unwrap(),
+    );
+    writeln!(stdin, "quit").unwrap();
+    let out = tp.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (gen_rx, gen_tx) = testpmd_port_stats(&out);
+    let conns = lbd.get("lbd_conns_created_total").unwrap();
+    let summary = lbd.stop();
+    eprintln!(
+        "testpmd tx={gen_tx} rx={gen_rx}; lbd rx={lbd_rx} tx={lbd_tx} refused={refused} drops={drops} conns={conns}"
+    );
+    assert!(gen_tx > 100_000, "testpmd sent {gen_tx}\n{out}");
+    assert_eq!(lbd_rx, gen_tx, "every packet testpmd transmitted reached lbd");
+    assert_eq!(drops, 0, "lbd dropped packets:\n{summary}");
+    assert_eq!(lbd_tx, lbd_rx, "lbd forwarded every packet it received");
+    assert_eq!(gen_rx + refused, lbd_tx, "every packet lbd transmitted reached testpmd or was counted as refused");
+    assert_eq!(conns, 4, "one connection per flowgen flow");
+}
+
+/// bench's generator, built for the test (it lives in the lb-bench package).
+fn lbgen() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "lb-bench", "--bin", "lbgen"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("build lbgen");
+    assert!(status.success(), "cannot build lbgen");
+    let target =
+        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").into());
+    Path::new(&target).join("debug/lbgen")
+}
+
+fn run_lbgen(bin: &Path, lbd: &Lbd, extra: &[&str]) -> std::collections::HashMap<String, f64> {
+    let out = Command::new(bin)
+        .args(["--device", &format!("{},mac={GEN_MAC}", lbd.memif("client"))])
+        .args(["--file-prefix", &format!("lbmemifgen{}", std::process::id()), "--core", "0", "--dst-mac", LBD_MAC])
+        .args(["--vip", "10.253.0.0,10.253.0.1,10.253.0.2,10.253.0.3", "--flows", "10000"])
+        .args(["--rate", "0.2", "--seconds", "2"])
+        .args(extra)
+        .output()
+        .expect("run lbgen");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "lbgen failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let line = stdout.lines().last().unwrap_or_default();
+    eprintln!("{line}");
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+        .collect()
+}
+
+#[test]
+fn memif_lbgen_paced_udp_and_tcp_lose_nothing() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !runnable() {
+        return;
+    }
+    let bin = lbgen();
+    let lbd = Lbd::start("gen");
+    for proto in ["udp", "tcp"] {
+        let r = run_lbgen(&bin, &lbd, &["--proto", proto]);
+        assert!(r["sent"] >= 390_000.0, "{proto}: 0.2 Mpps for 2 s was offered: {r:?}");
+        assert_eq!(r["refused"], 0.0, "{proto}: lbd's ring took every packet offered: {r:?}");
+        assert_eq!(r["received"], r["sent"], "{proto}: every packet came back: {r:?}");
+    }
+    let (rx, tx) = (lbd.get("lbd_rx_packets_total").unwrap(), lbd.get("lbd_tx_packets_total").unwrap());
+    let (drops, refused) = (lbd.get("lbd_drops_total").unwrap(), lbd.get("lbd_tx_refused_total").unwrap());
+    let conns = lbd.get("lbd_conns_created_total").unwrap();
+    let summary = lbd.stop();
+    assert_eq!((drops, refused), (0, 0), "nothing dropped or refused:\n{summary}");
+    assert_eq!(rx, tx, "{summary}");
+    assert_eq!(conns, 20_000, "one connection per UDP flow and per TCP flow:\n{summary}");
+}
