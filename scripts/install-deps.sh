@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing the load balancer needs on Debian 12, as root, and only
 # what is missing: DPDK 22.11 with its headers and drivers, clang for bindgen, the lab's tools,
-# and cargo-fuzz. Safe to run again.
+# and cargo-fuzz; with --bench also HAProxy, wrk and matplotlib for the benchmarks. Safe to
+# run again.
 set -euo pipefail
 
 packages=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config iproute2 iputils-ping ethtool nftables iperf3 curl python3 tcpdump)
+# --bench: also what bench/e2e.sh compares against and bench/plot.py draws with.
+[ "${1:-}" = --bench ] && packages+=(haproxy wrk python3-matplotlib)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
