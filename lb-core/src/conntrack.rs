@@ -331,6 +331,29 @@ impl ConnTable {
         }
     }
 
+    /// Where `key`'s search starts: its hash and home slot. `touch_slot` and `touch_entry` load
+    /// what `lookup` will read, so a burst can start all of its cache misses before using any.
+    #[inline]
+    pub fn home(&self, key: &FlowKey) -> (u32, usize) {
+        let h = Self::hash(key);
+        (h, h as usize & self.mask)
+    }
+
+    /// Loads a home slot; returns its entry reference for `touch_entry`.
+    #[inline]
+    pub fn touch_slot(&self, slot: usize) -> u32 {
+        self.index[slot & self.mask].entry
+    }
+
+    /// Loads every cache line of the entry a slot refers to (an entry spans two or three, and
+    /// the compiler orders its fields, so the whole entry is read).
+    #[inline]
+    pub fn touch_entry(&self, entry: u32) {
+        if let Some(c) = self.entries.get((entry >> 1) as usize) {
+            std::hint::black_box(*c);
+        }
+    }
+
     /// The connection with this id.
     pub fn get(&self, id: ConnId) -> &Conn {
         &self.entries[id as usize]
