@@ -40,38 +40,49 @@ fn l4_checksum_offset(l: &Layout) -> Option<usize> {
 /// and the TCP/UDP checksum incrementally (RFC 1624). A UDP/IPv4 checksum of zero stays zero.
 /// Ports are only written when the transport header is present.
 pub fn translate(pkt: &mut [u8], l: &Layout, src: Option<(&[u8; 16], u16)>, dst: Option<(&[u8; 16], u16)>) {
-    let (src_at, dst_at, alen) = addr_offsets(l);
+    let (src_at, dst_at, _) = addr_offsets(l);
     // A quoted header inside an ICMP error may stop before its checksum field.
     let ck_at = l4_checksum_offset(l).filter(|at| at + 2 <= pkt.len());
-    let udp_zero = l.proto == ip_proto::UDP && !l.v6 && ck_at.is_some_and(|at| pkt[at] == 0 && pkt[at + 1] == 0);
-    let mut l4_ck = ck_at.map(|at| u16::from_be_bytes([pkt[at], pkt[at + 1]]));
-    let mut ip_ck = (!l.v6).then(|| u16::from_be_bytes([pkt[l.l3 + 10], pkt[l.l3 + 11]]));
+    let ports = l.l4_present && matches!(l.proto, ip_proto::TCP | ip_proto::UDP);
+    // One RFC 1624 difference for the addresses (both checksums cover them) and one for the
+    // ports (only the transport checksum does), applied once each at the end.
+    let (mut addr_delta, mut port_delta) = (0u64, 0u64);
     for (at, port_at, new) in [(src_at, l.l4, src), (dst_at, l.l4 + 2, dst)] {
         let Some((addr, port)) = new else { continue };
-        let mut old = [0u8; 16];
-        old[..alen].copy_from_slice(&pkt[at..at + alen]);
-        pkt[at..at + alen].copy_from_slice(&addr[..alen]);
-        ip_ck = ip_ck.map(|c| checksum::update_bytes(c, &old[..alen], &addr[..alen]));
-        l4_ck = l4_ck.map(|c| checksum::update_bytes(c, &old[..alen], &addr[..alen]));
-        if l.l4_present && matches!(l.proto, ip_proto::TCP | ip_proto::UDP) {
+        addr_delta += if l.v6 { replace::<16>(pkt, at, addr) } else { replace::<4>(pkt, at, addr) };
+        if ports {
             let old_port = u16::from_be_bytes([pkt[port_at], pkt[port_at + 1]]);
             pkt[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
-            l4_ck = l4_ck.map(|c| checksum::update16(c, old_port, port));
+            port_delta += u64::from(!old_port) + u64::from(port);
         }
     }
-    if let Some(c) = ip_ck {
-        pkt[l.l3 + 10..l.l3 + 12].copy_from_slice(&c.to_be_bytes());
+    if !l.v6 {
+        let at = l.l3 + 10;
+        let c = checksum::apply_delta(u16::from_be_bytes([pkt[at], pkt[at + 1]]), addr_delta);
+        pkt[at..at + 2].copy_from_slice(&c.to_be_bytes());
     }
-    if let (Some(at), Some(c)) = (ck_at, l4_ck) {
-        let c = if udp_zero {
+    if let Some(at) = ck_at {
+        let old = u16::from_be_bytes([pkt[at], pkt[at + 1]]);
+        // A UDP/IPv4 checksum of zero means "none" and stays zero.
+        let c = if l.proto == ip_proto::UDP && !l.v6 && old == 0 {
             0
-        } else if l.proto == ip_proto::UDP {
-            checksum::udp_nonzero(c)
         } else {
-            c
+            let c = checksum::apply_delta(old, addr_delta + port_delta);
+            if l.proto == ip_proto::UDP { checksum::udp_nonzero(c) } else { c }
         };
         pkt[at..at + 2].copy_from_slice(&c.to_be_bytes());
     }
+}
+
+/// Writes the first `N` bytes of `addr` at `at`; returns their checksum difference.
+#[inline]
+fn replace<const N: usize>(pkt: &mut [u8], at: usize, addr: &[u8; 16]) -> u64 {
+    let mut old = [0u8; N];
+    let mut new = [0u8; N];
+    old.copy_from_slice(&pkt[at..at + N]);
+    new.copy_from_slice(&addr[..N]);
+    pkt[at..at + N].copy_from_slice(&new);
+    checksum::delta(&old, &new)
 }
 
 /// Decrements the IPv4 TTL (patching the checksum) or the IPv6 hop limit. Returns false, and

@@ -67,6 +67,36 @@ pub fn update_bytes(check: u16, old: &[u8], new: &[u8]) -> u16 {
     !fold(acc)
 }
 
+/// Folds a 64-bit one's-complement accumulator to 16 bits.
+#[inline]
+pub fn fold64(acc: u64) -> u16 {
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
+    // Two folds of a 64-bit value leave at most 32 bits.
+    #[allow(clippy::cast_possible_truncation)]
+    let acc = acc as u32;
+    fold(acc)
+}
+
+/// The RFC 1624 difference Σ(¬old + new) of bytes that changed from `old` to `new`, summed as
+/// 32-bit words (once folded, the same as summing 16-bit words). `N` is a multiple of 4 and the
+/// bytes start 16-bit aligned in the checksummed data.
+#[inline]
+pub fn delta<const N: usize>(old: &[u8; N], new: &[u8; N]) -> u64 {
+    let mut acc = 0u64;
+    for (o, n) in old.chunks_exact(4).zip(new.chunks_exact(4)) {
+        acc += u64::from(!u32::from_be_bytes([o[0], o[1], o[2], o[3]]));
+        acc += u64::from(u32::from_be_bytes([n[0], n[1], n[2], n[3]]));
+    }
+    acc
+}
+
+/// Applies a difference built by `delta` (plus any `update16`-style word terms) to a checksum.
+#[inline]
+pub fn apply_delta(check: u16, delta: u64) -> u16 {
+    !fold64(u64::from(!check) + delta)
+}
+
 /// UDP transmits a computed checksum of zero as all ones (RFC 768).
 #[inline]
 pub fn udp_nonzero(check: u16) -> u16 {

@@ -1,0 +1,46 @@
+//! A fixed workload for `valgrind --tool=callgrind`, which counts instructions repeatably where
+//! timings move: established full-NAT (or another mode) packets of N flows through lb-core's
+//! pipeline, bursts of 32. Instructions per packet by function show where the work goes.
+//!
+//!   cargo build --release -p lb-bench --example callgrind
+//!   valgrind --tool=callgrind --callgrind-out-file=cg.out target/release/examples/callgrind fnat 1000 100000
+//!   callgrind_annotate cg.out | head -40
+//!
+//! Arguments: mode (nat, fnat, dr, tun, gue), flows, packets.
+
+use lb_bench::{MODES, client_packet, refill, shuffled, table, worker};
+use lb_core::pipeline::{VecFrame, Verdict};
+use lb_core::process_burst;
+use lb_core::wire::tcp::flags;
+
+const BURST: usize = 32;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mode = args.get(1).map_or("fnat", String::as_str);
+    let flows: u32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let packets: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let Some(&(_, vip)) = MODES.iter().find(|(m, _)| *m == mode) else {
+        eprintln!("callgrind: unknown mode {mode} (nat, fnat, dr, tun, gue)");
+        std::process::exit(2);
+    };
+    let t = table();
+    let mut w = worker(flows as usize);
+    let mut fs: Vec<VecFrame> = (0..BURST).map(|_| VecFrame::new(&[0u8; 64], 0)).collect();
+    let mut vs = [Verdict::Consumed; BURST];
+    let syns: Vec<Vec<u8>> = (0..flows).map(|i| client_packet(i, vip, flags::SYN)).collect();
+    let acks: Vec<Vec<u8>> = (0..flows).map(|i| client_packet(i, vip, flags::ACK)).collect();
+    let order = shuffled(flows, 7);
+    let mut at = 0;
+    for _ in (0..flows).step_by(BURST) {
+        refill(&mut fs, &syns, &order, &mut at);
+        process_burst(&mut w, &t, &mut fs, &mut vs, 1);
+    }
+    let mut forwarded = 0u64;
+    for _ in 0..packets / BURST as u64 {
+        refill(&mut fs, &acks, &order, &mut at);
+        process_burst(&mut w, &t, &mut fs, &mut vs, 2);
+        forwarded += vs.iter().filter(|v| matches!(v, Verdict::Tx(_))).count() as u64;
+    }
+    println!("{mode}: {forwarded} of {} packets forwarded, {flows} flows", packets / BURST as u64 * BURST as u64);
+}
