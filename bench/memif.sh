@@ -5,7 +5,10 @@
 # forwarded Mpps, loss, the worker's busy fraction and cycles/packet (from lbd's TSC counters)
 # and the capacity they imply (forwarded / busy fraction). References in the same script:
 # testpmd flowgen -> testpmd macswap (DPDK's own loop on the same ports) and lbgen -> macswap
-# (the generator's own ceiling). Needs root (hugepages) and a release build; ~3 minutes.
+# (the generator's own ceiling). Generators are the memif servers and start first; lbd (and
+# macswap in its place) is the client: DPDK 22.11's memif server can crash when its client
+# leaves mid-burst, a client survives its server leaving. Needs root (hugepages); ~3 minutes.
+# The full-NAT flow sweep is also written to bench/results/memif-fnat-flows.csv (bench/plot.py).
 #   bench/memif.sh            all runs, a markdown table on stdout
 #   LB_BENCH_SECONDS=2 bench/memif.sh
 set -euo pipefail
@@ -63,7 +66,7 @@ metrics = "127.0.0.1:$METRICS_PORT"
 local_addresses = [$LOCALS]
 [[network.interface]]
 name = "gen"
-device = "$SERVER_DEV,mac=$LBD_MAC"
+device = "$CLIENT_DEV,mac=$LBD_MAC"
 addresses = ["10.253.255.1/16"]
 [[network.neighbour]]
 address = "10.253.1.1"
@@ -82,7 +85,6 @@ EOF
         done
         i=$((i + 1))
     done
-    rm -f "$SOCK"
     "$LBD" --config "$WORK/lbd.toml" > "$WORK/lbd.out" 2>&1 &
     LBD_PID=$!
     pids+=("$LBD_PID")
@@ -92,6 +94,12 @@ EOF
     done
     echo "lbd did not start:" >&2
     cat "$WORK/lbd.out" >&2
+    exit 1
+}
+
+wait_for_server() {
+    for _ in $(seq 300); do [ -S "$SOCK" ] && return 0; sleep 0.1; done
+    echo "no memif server at $SOCK" >&2
     exit 1
 }
 
@@ -116,20 +124,25 @@ kv() { # KEY LINE -> value of KEY=... in LINE
 echo "| run | generator | offered Mpps | forwarded Mpps | loss | lbd busy | cycles/packet | capacity Mpps | latency p50/p99 us |"
 echo "|---|---|---|---|---|---|---|---|---|"
 
-# One lbd run: NAME CAPACITY LBGEN-ARGS...
+# One lbd run: NAME CAPACITY LBGEN-ARGS... lbd is fresh, so its counters are the run's.
 lbd_run() {
     local name=$1 cap=$2
     shift 2
+    rm -f "$SOCK"
+    "$LBGEN" --device "$SERVER_DEV,mac=$GEN_MAC" --file-prefix "${ID}gen" --core 0 --dst-mac "$LBD_MAC" \
+        --seconds "$RUN_SECONDS" "$@" > "$WORK/gen.out" 2> "$WORK/gen.err" &
+    local gen=$!
+    pids+=("$gen")
+    wait_for_server
     start_lbd "$cap"
-    local before after line
-    before=$(snapshot)
-    line=$("$LBGEN" --device "$CLIENT_DEV,mac=$GEN_MAC" --file-prefix "${ID}gen" --core 0 --dst-mac "$LBD_MAC" \
-        --seconds "$RUN_SECONDS" "$@" 2>"$WORK/gen.err" | tail -1) || { cat "$WORK/gen.err" >&2; exit 1; }
+    wait "$gen" || { cat "$WORK/gen.err" >&2; exit 1; }
+    local before="0 0 0 0 0 0" after line
     after=$(snapshot)
+    line=$(tail -1 "$WORK/gen.out")
     stop_lbd
-    python3 - "$name" "$line" "$before" "$after" <<'EOF'
+    python3 - "$name" "$line" "$before" "$after" "$WORK/runs.csv" <<'EOF'
 import sys
-name, line, before, after = sys.argv[1:]
+name, line, before, after, csv = sys.argv[1:]
 g = dict(kv.split("=") for kv in line.split()[1:])
 b = [int(x) for x in before.split()]
 a = [int(x) for x in after.split()]
@@ -140,13 +153,15 @@ frac = min(1.0, busy / (float(g["seconds"]) * hz))
 cpp = busy / max(rx, 1)
 fwd = float(g["received_mpps"])
 lost = int(g["sent"]) - int(g["received"])
+with open(csv, "a") as f:
+    f.write(f"{name},{fwd:.3f},{cpp:.0f},{hz / cpp / 1e6:.3f}\n")
 print(f"| {name} | lbgen | {float(g['offered_mpps']):.2f} | {fwd:.2f} | {lost} ({drops} dropped, {refused} TX-refused by lbd) "
       f"| {100 * frac:.0f}% | {cpp:.0f} | {fwd / max(frac, 1e-9):.2f} | {float(g['lat_p50_us']):.0f}/{float(g['lat_p99_us']):.0f} |")
 EOF
 }
 
-# testpmd as the generator (flowgen, 4 flows to 4 VIPs) or as the forwarder (macswap).
-testpmd() { # ROLE-DEV CORE PREFIX SECONDS ARGS...
+# testpmd in macswap (lbd's place), interactive: it forwards SECONDS, prints its counters, quits.
+testpmd() { # DEV CORE PREFIX SECONDS ARGS...
     local dev=$1 core=$2 prefix=$3 secs=$4
     shift 4
     local main=$((1 - core))
@@ -155,48 +170,55 @@ testpmd() { # ROLE-DEV CORE PREFIX SECONDS ARGS...
             --auto-start --total-num-mbufs=16384 "$@" 2>&1
 }
 
-tx_pps() { # testpmd output -> TX-packets of the last port statistics block
-    awk '/NIC statistics for port 0/ {f = 1} f && /TX-packets:/ {print $2; exit}' <<< "$1"
+# testpmd flowgen (4 flows to 4 VIPs) on core 0 for SECONDS, printing its rates every second.
+flowgen() { # DEV PREFIX SECONDS
+    timeout -s INT "$3" dpdk-testpmd -l 0,1 --main-lcore 1 "${HUGE_ARGS[@]}" --file-prefix "$2" --vdev "$1" -- \
+        --auto-start --stats-period=1 --total-num-mbufs=16384 --forward-mode=flowgen --flowgen-flows=4 --txpkts=64 2>&1
 }
-rx_pps() {
-    awk '/NIC statistics for port 0/ {f = 1} f && /RX-packets:/ {print $2; exit}' <<< "$1"
+
+median_pps() { # FIELD (Tx-pps or Rx-pps) < testpmd output -> median of the non-zero per-second rates, in Mpps
+    awk -v f="$1:" '$1 == f && $2 > 0 {print $2}' | sort -n | awk '{v[NR] = $1} END {if (NR) printf "%.2f", v[int((NR + 1) / 2)] / 1e6; else print "0"}'
 }
 
 # Reference 1: testpmd flowgen -> testpmd macswap.
 rm -f "$SOCK"
-testpmd "$SERVER_DEV" 1 "${ID}ref" $((RUN_SECONDS + 3)) --forward-mode=macswap > "$WORK/ref.out" &
+flowgen "$SERVER_DEV" "${ID}fg" $((RUN_SECONDS + 3)) > "$WORK/fg.out" &
 pids+=($!)
-sleep 1
-out=$(testpmd "$CLIENT_DEV" 0 "${ID}fg" "$RUN_SECONDS" --forward-mode=flowgen --flowgen-flows=4 --txpkts=64)
+wait_for_server
+testpmd "$CLIENT_DEV" 1 "${ID}ref" $((RUN_SECONDS + 4)) --forward-mode=macswap > /dev/null || true
 wait "${pids[-1]}" 2>/dev/null || true
-python3 -c "import sys; t, r, s = map(float, sys.argv[1:]); print(f'| reference: macswap | testpmd flowgen | {t / s / 1e6:.2f} | {r / s / 1e6:.2f} | - | 100% | - | - | - |')" \
-    "$(tx_pps "$out")" "$(rx_pps "$out")" "$RUN_SECONDS"
+echo "| reference: macswap | testpmd flowgen | $(median_pps Tx-pps < "$WORK/fg.out") | $(median_pps Rx-pps < "$WORK/fg.out") | - | 100% | - | - | - |"
 
 # Reference 2: lbgen -> testpmd macswap (the generator's own ceiling).
 rm -f "$SOCK"
-testpmd "$SERVER_DEV,mac=$LBD_MAC" 1 "${ID}ref" $((RUN_SECONDS + 4)) --forward-mode=macswap > "$WORK/ref.out" &
+"$LBGEN" --device "$SERVER_DEV,mac=$GEN_MAC" --file-prefix "${ID}gen" --core 0 --seconds "$RUN_SECONDS" --flows 1000 \
+    > "$WORK/gen.out" 2> "$WORK/gen.err" &
 pids+=($!)
-sleep 1
-line=$("$LBGEN" --device "$CLIENT_DEV,mac=$GEN_MAC" --file-prefix "${ID}gen" --core 0 --seconds "$RUN_SECONDS" --flows 1000 | tail -1)
+wait_for_server
+testpmd "$CLIENT_DEV,mac=$LBD_MAC" 1 "${ID}ref" $((RUN_SECONDS + 4)) --forward-mode=macswap > /dev/null || true
 wait "${pids[-1]}" 2>/dev/null || true
+line=$(tail -1 "$WORK/gen.out")
 echo "| reference: macswap | lbgen | $(kv offered_mpps "$line") | $(kv received_mpps "$line") | $(kv lost "$line") | 100% | - | - | $(kv lat_p50_us "$line")/$(kv lat_p99_us "$line") |"
 
-# lbd with testpmd flowgen as the generator.
+# lbd with testpmd flowgen as the generator (cycles per packet from lbd's counters).
+rm -f "$SOCK"
+flowgen "$SERVER_DEV" "${ID}fg" $((RUN_SECONDS + 3)) > "$WORK/fg.out" &
+fg=$!
+pids+=("$fg")
+wait_for_server
 start_lbd 65536
-before=$(snapshot)
-out=$(testpmd "$CLIENT_DEV" 0 "${ID}fg" "$RUN_SECONDS" --forward-mode=flowgen --flowgen-flows=4 --txpkts=64)
+wait "$fg" || true
 after=$(snapshot)
 stop_lbd
-python3 - "$(tx_pps "$out")" "$(rx_pps "$out")" "$RUN_SECONDS" "$before" "$after" <<'EOF'
+python3 - "$(median_pps Tx-pps < "$WORK/fg.out")" "$(median_pps Rx-pps < "$WORK/fg.out")" "$after" <<'EOF'
 import sys
-t, r, s = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-b = [int(x) for x in sys.argv[4].split()]
-a = [int(x) for x in sys.argv[5].split()]
-rx, busy, hz = a[0] - b[0], a[1] - b[1], a[5]
-frac = min(1.0, busy / (s * hz))
-fwd = rx / s / 1e6
-print(f"| lbd udp 4 flows nat/fnat/dr/tun | testpmd flowgen | {t / s / 1e6:.2f} | {fwd:.2f} | {t - r} in flight at stop "
-      f"| {100 * frac:.0f}% | {busy / max(rx, 1):.0f} | {fwd / max(frac, 1e-9):.2f} | - |")
+offered, fwd = float(sys.argv[1]), float(sys.argv[2])
+a = [int(x) for x in sys.argv[3].split()]
+rx, busy, hz = a[0], a[1], a[5]
+cpp = busy / max(rx, 1)
+frac = fwd * 1e6 * cpp / hz
+print(f"| lbd udp 4 flows nat/fnat/dr/tun | testpmd flowgen | {offered:.2f} | {fwd:.2f} | back-pressure | {100 * min(frac, 1):.0f}% "
+      f"| {cpp:.0f} | {hz / cpp / 1e6:.2f} | - |")
 EOF
 
 NAT=10.253.0.0 FNAT=10.253.0.1 DR=10.253.0.2 TUN=10.253.0.3
@@ -204,9 +226,17 @@ lbd_run "lbd nat udp 1k flows" 65536 --flows 1000 --vip $NAT
 lbd_run "lbd fnat udp 1k flows" 65536 --flows 1000 --vip $FNAT
 lbd_run "lbd dr udp 1k flows" 65536 --flows 1000 --vip $DR
 lbd_run "lbd tun udp 1k flows" 65536 --flows 1000 --vip $TUN
-lbd_run "lbd fnat tcp 100k flows" 262144 --flows 100000 --proto tcp --vip $FNAT
-lbd_run "lbd fnat tcp 1M flows" 2097152 --flows 1000000 --proto tcp --vip $FNAT
+for flows in 1000 10000 100000 1000000 4000000; do
+    lbd_run "lbd fnat tcp $flows flows" $((flows + flows / 2 + 1024)) --flows "$flows" --proto tcp --vip $FNAT
+done
 lbd_run "lbd nat tcp 1M flows" 2097152 --flows 1000000 --proto tcp --vip $NAT
 lbd_run "lbd fnat tcp SYN, every packet a new flow (4M)" 4194304 --flows 4000000 --count 4000000 --proto tcp --syn --vip $FNAT
 lbd_run "lbd nat udp 1k flows, 1500 B" 65536 --flows 1000 --size 1500 --vip $NAT
 lbd_run "lbd nat udp 1k flows, paced 1 Mpps" 65536 --flows 1000 --rate 1 --vip $NAT
+
+# The flow sweep for bench/plot.py.
+mkdir -p bench/results
+{
+    echo "flows,forwarded_mpps,cycles_per_packet,capacity_mpps"
+    grep '^lbd fnat tcp [0-9]* flows,' "$WORK/runs.csv" | sed -E 's/^lbd fnat tcp ([0-9]+) flows,/\1,/'
+} > bench/results/memif-fnat-flows.csv
