@@ -284,7 +284,10 @@ fn finish_lbgen(child: Child) -> std::collections::HashMap<String, f64> {
     assert!(out.status.success(), "lbgen failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
     let line = stdout.lines().last().unwrap_or_default();
     eprintln!("{line}");
-    line.split_whitespace().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.parse().unwrap())).collect()
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+        .collect()
 }
 
 #[test]
