@@ -79,18 +79,9 @@ impl Prefix {
     /// True when `addr` is inside this prefix.
     #[inline]
     pub fn contains(&self, addr: &[u8; 16], v6: bool) -> bool {
-        if v6 != self.v6 {
-            return false;
-        }
-        let full = usize::from(self.len / 8);
-        if self.addr[..full] != addr[..full] {
-            return false;
-        }
-        let rem = self.len % 8;
-        rem == 0 || {
-            let mask = 0xffu8 << (8 - rem);
-            self.addr[full] & mask == addr[full] & mask
-        }
+        // IPv4 addresses sit in the first four bytes, so one 128-bit mask serves both families.
+        let mask = u128::MAX.checked_shl(128 - u32::from(self.len)).unwrap_or(0);
+        v6 == self.v6 && (u128::from_be_bytes(self.addr) ^ u128::from_be_bytes(*addr)) & mask == 0
     }
 }
 
