@@ -155,11 +155,7 @@ done
     LAB_ID=$(printf "%04x" $(( ($$ * 8 + 5) & 0xffff )))
     source tests/lab/lab.sh
     lab_setup one-armed; backend_http
-    for i in 1 2; do
-        ns=$(ns_b "$i")
-        in_ns "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
-        in_ns "$ns" ip addr add 10.0.0.100/32 dev lo
-    done
+    for i in 1 2; do backend_holds_vip "$(ns_b "$i")" 10.0.0.100; done
     lab_start_lbd '[[service]]
 vip = "10.0.0.100"
 port = 8081

@@ -5,13 +5,15 @@
 //! first checks that lb-core still produces them, so the committed files cannot drift. After an
 //! intended change, rewrite them with `LB_UPDATE_GOLDEN=1 cargo test --test golden_pcap`.
 
+mod common;
+
+use common::{free_port, metric};
 use etherparse::PacketBuilder;
 use lb_core::net::{Network, NetworkModel};
 use lb_core::pipeline::{Frame, VecFrame, Verdict};
 use lb_core::service::{Limits, ServicesModel, Table};
 use lb_core::wire::MacAddr;
 use lb_core::{NeighTable, Steering, Worker, WorkerConfig, process_burst};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -187,21 +189,6 @@ fn golden_files_match_lb_core() {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn scrape(port: u16, metric: &str) -> Option<u64> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    body.lines()
-        .filter(|l| l.starts_with(metric))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .reduce(|a, b| a + b)
-}
-
 /// Runs lbd on a pcap port with `in.pcap`; returns what it transmitted and its stdout.
 fn run_lbd(mode: &str, work: &Path) -> (Vec<Vec<u8>>, String) {
     let inp = golden_dir(mode).join("in.pcap");
@@ -230,7 +217,7 @@ fn run_lbd(mode: &str, work: &Path) -> (Vec<Vec<u8>>, String) {
         .expect("start lbd");
     let frames = read_pcap(&inp).len() as u64;
     let start = Instant::now();
-    while scrape(metrics, "lbd_rx_packets_total") != Some(frames) && start.elapsed() < Duration::from_secs(30) {
+    while metric(metrics, "lbd_rx_packets_total") != Some(frames) && start.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();

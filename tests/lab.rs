@@ -2,6 +2,8 @@
 //! test. Needs root (namespaces, veth, DPDK); the scenarios run one at a time because each
 //! runs a busy-polling lbd on core 1.
 
+mod common;
+
 use std::process::Command;
 use std::sync::Mutex;
 
@@ -20,27 +22,14 @@ fn scenario(name: &str) {
         .arg(script)
         .arg(name)
         .env("LBD", env!("CARGO_BIN_EXE_lbd"))
-        .env("LBCTL", lbctl())
+        // lbctl lives in another package (it must not link DPDK): built here for the ctl scenario.
+        .env("LBCTL", common::workspace_bin("lb-ctl", "lbctl"))
         .output()
         .expect("run the lab script");
     let stdout = String::from_utf8_lossy(&out.stdout);
     print!("{stdout}");
     assert!(out.status.success(), "lab scenario {name} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains(&format!("PASS [{name}]")), "lab scenario {name} did not pass:\n{stdout}");
-}
-
-/// lbctl lives in another package (it must not link DPDK); build it for the ctl scenario.
-fn lbctl() -> String {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "lb-ctl", "--bin", "lbctl"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("build lbctl");
-    assert!(status.success(), "cannot build lbctl");
-    let target =
-        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").into());
-    format!("{target}/debug/lbctl")
 }
 
 #[test]

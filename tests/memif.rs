@@ -19,6 +19,9 @@
 //!
 //! Needs root and DPDK's memif driver; the tests run one at a time (each busy-polls both cores).
 
+mod common;
+
+use common::{free_port, metric, workspace_bin};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -41,22 +44,6 @@ fn runnable() -> bool {
     true
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Sum over workers of a Prometheus counter lbd exports (every label set).
-fn metric(port: u16, name: &str) -> Option<u64> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    body.lines()
-        .filter(|l| l.split(['{', ' ']).next() == Some(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .reduce(|a, b| a + b)
-}
-
 /// A test's directory (configs, sockets) and lbd's metrics port, made before any process.
 struct Work {
     dir: PathBuf,
@@ -69,6 +56,15 @@ impl Work {
         let dir = std::env::temp_dir().join(format!("lb-memif-{test}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         Work { dir, metrics: free_port(), test }
+    }
+
+    /// Waits until the memif server (`who`) listens on the test's socket.
+    fn wait_for_server(&self, who: &str) {
+        let start = Instant::now();
+        while !self.dir.join("memif.sock").exists() {
+            assert!(start.elapsed() < Duration::from_secs(30), "{who} did not create its memif socket");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The memif device string for one side (both sides name the same socket).
@@ -202,11 +198,8 @@ fn memif_testpmd_flowgen_everything_sent_is_forwarded() {
         .spawn()
         .expect("start dpdk-testpmd (package dpdk)");
     // testpmd's memif server must listen before lbd, its client, starts.
+    work.wait_for_server("testpmd");
     let start = Instant::now();
-    while !work.dir.join("memif.sock").exists() {
-        assert!(start.elapsed() < Duration::from_secs(30), "testpmd did not create its memif socket");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let lbd = Lbd::start(&work);
     let mut stdin = tp.stdin.take().unwrap();
     // `start` once memif is connected (testpmd would otherwise send into a port with no peer).
@@ -245,20 +238,6 @@ fn memif_testpmd_flowgen_everything_sent_is_forwarded() {
     assert_eq!(conns, 4, "one connection per flowgen flow");
 }
 
-/// bench's generator, built for the test (it lives in the lb-bench package).
-fn lbgen() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "lb-bench", "--bin", "lbgen"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("build lbgen");
-    assert!(status.success(), "cannot build lbgen");
-    let target =
-        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").into());
-    Path::new(&target).join("debug/lbgen")
-}
-
 /// Starts lbgen as the memif server; its output comes with `finish_lbgen`.
 fn spawn_lbgen(bin: &Path, work: &Work, extra: &[&str]) -> Child {
     let _ = std::fs::remove_file(work.dir.join("memif.sock"));
@@ -272,11 +251,7 @@ fn spawn_lbgen(bin: &Path, work: &Work, extra: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run lbgen");
-    let start = Instant::now();
-    while !work.dir.join("memif.sock").exists() {
-        assert!(start.elapsed() < Duration::from_secs(30), "lbgen did not create its memif socket");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    work.wait_for_server("lbgen");
     child
 }
 
@@ -298,7 +273,7 @@ fn memif_lbgen_paced_udp_and_tcp_lose_nothing() {
     if !runnable() {
         return;
     }
-    let bin = lbgen();
+    let bin = workspace_bin("lb-bench", "lbgen");
     // One lbd per run: a memif client does not reconnect once its server has gone.
     for proto in ["udp", "tcp"] {
         let work = Work::new(if proto == "udp" { "genudp" } else { "gentcp" });

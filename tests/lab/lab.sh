@@ -116,6 +116,17 @@ lab_setup() {
     LAB_SHAPE=$shape
 }
 
+# Backends of the one-armed modes hold the VIP themselves and must not answer ARP for it.
+backend_holds_vip() {
+    local ns=$1 vip=$2
+    in_ns "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+    in_ns "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+    case $vip in
+        *:*) in_ns "$ns" ip -6 addr add "$vip/128" dev lo ;;
+        *) in_ns "$ns" ip addr add "$vip/32" dev lo ;;
+    esac
+}
+
 # Starts lbd in the LB namespace with the lab's interfaces and the given [[service]] TOML.
 lab_start_lbd() {
     local services=$1 metrics=${2:-19$((RANDOM % 900 + 100))}

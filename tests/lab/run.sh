@@ -36,17 +36,6 @@ iperf_through() {
     check "iperf3 through $vip:$port: $((bps / 1000000)) Mbit/s"
 }
 
-# Backends of the one-armed modes hold the VIP themselves and must not answer ARP for it.
-backend_holds_vip() {
-    local ns=$1 vip=$2
-    in_ns "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
-    in_ns "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-    case $vip in
-        *:*) in_ns "$ns" ip -6 addr add "$vip/128" dev lo ;;
-        *) in_ns "$ns" ip addr add "$vip/32" dev lo ;;
-    esac
-}
-
 case $scenario in
 xdp)
     LAB_DRIVER=af_xdp
