@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone on Debian 12 as root: installs what is missing,
 # checks formatting and lints, runs a bounded fuzz run of the packet pipeline, then every test
-# of the workspace (unit, property, fixture, DPDK golden pcap). Ends with one summary line.
+# of the workspace (unit, property, fixture, DPDK golden pcap, memif with testpmd and lbgen,
+# the namespace lab). Ends with one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
