@@ -159,6 +159,65 @@ mod tests {
         (0..n as u64).map(|i| hash_bytes(&i.to_le_bytes(), 42)).collect()
     }
 
+    /// The build as the paper states it, one claim at a time over a plain slot array (a test
+    /// oracle: the casts cannot truncate for sizes below 2^24).
+    #[allow(clippy::cast_possible_truncation)]
+    fn sequential(ids: &[u64], weights: &[u32], size: u32, seed: u64) -> Vec<u16> {
+        let m = size as usize;
+        let mut live: Vec<usize> = (0..ids.len()).filter(|i| weights[*i] > 0).collect();
+        live.sort_unstable_by_key(|i| ids[*i]);
+        let g = super::super::gcd_of(weights);
+        let mut next: Vec<(usize, usize)> = live
+            .iter()
+            .map(|&i| {
+                let off = hash_bytes(&ids[i].to_le_bytes(), seed) % u64::from(size);
+                let skip = hash_bytes(&ids[i].to_le_bytes(), seed ^ 0x5bd1_e995_5bd1_e995) % u64::from(size - 1) + 1;
+                (off as usize, skip as usize)
+            })
+            .collect();
+        let mut slots = vec![EMPTY; m];
+        let mut filled = 0;
+        while filled < m {
+            for (k, &i) in live.iter().enumerate() {
+                for _ in 0..weights[i] / g {
+                    if filled == m {
+                        return slots;
+                    }
+                    let (mut p, s) = next[k];
+                    while slots[p] != EMPTY {
+                        p = (p + s) % m;
+                    }
+                    slots[p] = i as u16;
+                    next[k] = ((p + s) % m, s);
+                    filled += 1;
+                }
+            }
+        }
+        slots
+    }
+
+    #[test]
+    #[allow(clippy::cast_possible_truncation)] // small test weights
+    fn build_equals_the_papers_sequential_fill() {
+        type WeightOf = fn(usize) -> u32;
+        let cases: [(usize, u32, WeightOf); 6] = [
+            (1000, 65537, |_| 1),
+            (1000, 65537, |i| 1 + (i % 7) as u32),
+            (3, 7, |_| 1),
+            (13, 13, |i| (i % 3) as u32),
+            (100, 1009, |i| if i % 10 == 0 { 0 } else { 2 + (i % 4) as u32 }),
+            (2, 655_373, |i| 1 + i as u32),
+        ];
+        for (n, m, weight) in cases {
+            let ids = ids(n);
+            let weights: Vec<u32> = (0..n).map(weight).collect();
+            for seed in [0, 42] {
+                let t = MaglevTable::build(&ids, &weights, m, seed).unwrap();
+                assert_eq!(t.slots, sequential(&ids, &weights, m, seed), "{n} backends, M = {m}, seed {seed}");
+            }
+        }
+    }
+
     #[test]
     fn no_empty_slot_and_equal_shares() {
         let ids = ids(100);
