@@ -256,7 +256,7 @@ fn run(a: &Args) -> Result<(), String> {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    // The client sees the link before the server has enabled its queues: let it settle.
+    // One side can see the link up before the other has enabled its queues: let it settle.
     std::thread::sleep(std::time::Duration::from_millis(200));
     let mut rx = RxBurst::default();
     let mut tx = TxBuffer::new(port.id, QueueId(0));
