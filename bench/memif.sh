@@ -27,6 +27,8 @@ cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     rm -rf "$WORK"
+    # EAL runtime directories of this run's DPDK processes (testpmd leaves its own when stopped).
+    rm -rf /var/run/dpdk/"$ID"{fg,gen,ref,lbd}
 }
 trap cleanup EXIT INT TERM
 

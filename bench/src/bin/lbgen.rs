@@ -353,6 +353,8 @@ fn run(a: &Args) -> Result<(), String> {
     let _ = port.close();
     ffi::mempool_free(pool);
     let _ = eal.cleanup();
+    // EAL leaves its runtime directory behind even with --in-memory.
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", a.file_prefix));
     Ok(())
 }
 
