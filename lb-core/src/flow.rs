@@ -42,6 +42,62 @@ impl FlowKey {
     }
 }
 
+/// What a frame's IP header says of its flow, read without validation: for decisions that only
+/// need a good guess before (or instead of) the checked parse, such as warming the connection
+/// table for a burst or steering a packet to the worker that owns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peek {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub v6: bool,
+    /// IPv4 protocol, or the IPv6 next header (an extension header's number when there is one).
+    pub proto: u8,
+    /// TCP/UDP ports, when the transport header follows the IP header and is there: never for a
+    /// later fragment.
+    pub ports: Option<(u16, u16)>,
+}
+
+impl Peek {
+    /// The 5-tuple of a TCP or UDP packet whose ports are known.
+    pub fn key(&self) -> Option<FlowKey> {
+        let (src_port, dst_port) = self.ports?;
+        Some(FlowKey { src: self.src, dst: self.dst, src_port, dst_port, proto: self.proto, v6: self.v6 })
+    }
+}
+
+/// Reads addresses, protocol and ports of an Ethernet (optionally VLAN-tagged) frame carrying
+/// IPv4 or IPv6; `None` for anything else or a frame too short for its IP header. Bounds are
+/// checked, nothing else is: lengths, checksums and versions are the pipeline's job.
+pub fn peek(frame: &[u8]) -> Option<Peek> {
+    use crate::wire::{EtherType, EthernetFrame, ip_proto};
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let l3 = eth.header_len();
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    let (v6, proto, l4) = match eth.ethertype() {
+        EtherType::IPV4 => {
+            let ip = frame.get(l3..l3 + 20)?;
+            src[..4].copy_from_slice(&ip[12..16]);
+            dst[..4].copy_from_slice(&ip[16..20]);
+            // Only an unfragmented packet or a first fragment carries the transport header.
+            let first = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff == 0;
+            (false, ip[9], first.then(|| l3 + usize::from(ip[0] & 0x0f) * 4))
+        }
+        EtherType::IPV6 => {
+            let ip = frame.get(l3..l3 + 40)?;
+            src.copy_from_slice(&ip[8..24]);
+            dst.copy_from_slice(&ip[24..40]);
+            (true, ip[6], Some(l3 + 40))
+        }
+        _ => return None,
+    };
+    let ports = l4
+        .filter(|_| matches!(proto, ip_proto::TCP | ip_proto::UDP))
+        .and_then(|at| frame.get(at..at + 4))
+        .map(|p| (u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]])));
+    Some(Peek { src, dst, v6, proto, ports })
+}
+
 /// Pads an IPv4 address to the 16-byte form used in keys.
 pub fn widen(a: [u8; 4]) -> [u8; 16] {
     let mut out = [0u8; 16];
@@ -218,6 +274,45 @@ pub fn hash_bytes(data: &[u8], seed: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn frame(b: etherparse::PacketBuilderStep<etherparse::UdpHeader>) -> Vec<u8> {
+        let mut out = Vec::new();
+        b.write(&mut out, b"payload").unwrap();
+        out
+    }
+
+    fn key_of(frame: &[u8]) -> Option<FlowKey> {
+        peek(frame).and_then(|p| p.key())
+    }
+
+    #[test]
+    fn peek_reads_the_five_tuple_the_pipeline_looks_up() {
+        use etherparse::{IpNumber, Ipv4Header, PacketBuilder};
+        let (m1, m2) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let v4 = frame(PacketBuilder::ethernet2(m1, m2).ipv4([10, 0, 0, 2], [10, 0, 0, 100], 64).udp(5353, 53));
+        assert_eq!(key_of(&v4), Some(FlowKey::v4([10, 0, 0, 2], [10, 0, 0, 100], 5353, 53, 17)));
+        let (a, b) = ([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], [0xfd; 16]);
+        let v6 = frame(PacketBuilder::ethernet2(m1, m2).ipv6(a, b, 64).udp(40000, 443));
+        let want = FlowKey { src: a, dst: b, src_port: 40000, dst_port: 443, proto: 17, v6: true };
+        assert_eq!(key_of(&v6), Some(want));
+
+        // Options move the ports: a 24-byte IPv4 header.
+        let mut ip = Ipv4Header::new(8 + 7, 64, IpNumber::UDP, [10, 0, 0, 2], [10, 0, 0, 100]).unwrap();
+        ip.options = [1, 1, 1, 1][..].try_into().unwrap();
+        let opts =
+            frame(PacketBuilder::ethernet2(m1, m2).ip(etherparse::IpHeaders::Ipv4(ip, Default::default())).udp(7, 9));
+        assert_eq!(key_of(&opts), Some(FlowKey::v4([10, 0, 0, 2], [10, 0, 0, 100], 7, 9, 17)));
+
+        // A later fragment has no ports; ARP and truncated frames are not guessed at.
+        let mut later = v4.clone();
+        later[14 + 6..14 + 8].copy_from_slice(&0x0010u16.to_be_bytes());
+        assert_eq!(key_of(&later), None);
+        let mut arp = v4.clone();
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(key_of(&arp), None);
+        assert_eq!(key_of(&v4[..14 + 20 + 2]), None);
+    }
+
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn v4(src: &str, sport: u16, dst: &str, dport: u16) -> FlowKey {

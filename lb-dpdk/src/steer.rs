@@ -9,42 +9,20 @@
 //! goes by its destination address, which for a NAT reply is the client. Hashing the address
 //! alone keeps fragments, which carry no ports, with their flow.
 
-use lb_core::flow::hash_bytes;
+use lb_core::flow::{Peek, hash_bytes, peek};
 use lb_core::service::Table;
-use lb_core::wire::{EtherType, EthernetFrame, ip_proto};
 
 /// The worker (0..workers) that owns the packet in `frame`.
 pub fn owner(table: &Table, frame: &[u8], workers: usize) -> usize {
     if workers <= 1 {
         return 0;
     }
-    let Ok(eth) = EthernetFrame::new_checked(frame) else { return 0 };
-    let l3 = eth.header_len();
-    let (src, dst, v6, proto, l4): ([u8; 16], [u8; 16], bool, u8, usize) = match eth.ethertype() {
-        EtherType::IPV4 if frame.len() >= l3 + 20 => {
-            let mut s = [0u8; 16];
-            let mut d = [0u8; 16];
-            s[..4].copy_from_slice(&frame[l3 + 12..l3 + 16]);
-            d[..4].copy_from_slice(&frame[l3 + 16..l3 + 20]);
-            let ihl = usize::from(frame[l3] & 0x0f) * 4;
-            // Only an unfragmented packet or a first fragment has ports.
-            let first = frame[l3 + 6] & 0x1f == 0 && frame[l3 + 7] == 0;
-            (s, d, false, frame[l3 + 9], if first { l3 + ihl } else { usize::MAX })
-        }
-        EtherType::IPV6 if frame.len() >= l3 + 40 => {
-            let mut s = [0u8; 16];
-            let mut d = [0u8; 16];
-            s.copy_from_slice(&frame[l3 + 8..l3 + 24]);
-            d.copy_from_slice(&frame[l3 + 24..l3 + 40]);
-            (s, d, true, frame[l3 + 6], l3 + 40)
-        }
-        _ => return 0,
-    };
-    if matches!(proto, ip_proto::TCP | ip_proto::UDP)
+    let Some(Peek { src, dst, v6, ports, .. }) = peek(frame) else { return 0 };
+    // Ports are known only for TCP and UDP, the protocols full-NAT translates.
+    if let Some((_, dst_port)) = ports
         && table.network.local_addresses(v6).contains(&dst)
-        && let Some(p) = frame.get(l4 + 2..l4 + 4)
     {
-        return usize::from(u16::from_be_bytes([p[0], p[1]])) % workers;
+        return usize::from(dst_port) % workers;
     }
     let client = if table.is_vip(dst, v6) { &src } else { &dst };
     let alen = if v6 { 16 } else { 4 };
@@ -57,7 +35,7 @@ mod tests {
     use lb_core::net::{Network, NetworkModel};
     use lb_core::pipeline::{Frame, VecFrame, Verdict};
     use lb_core::service::{Limits, ServicesModel};
-    use lb_core::wire::MacAddr;
+    use lb_core::wire::{EtherType, MacAddr};
     use lb_core::wire::{checksum, ethernet, ipv4, tcp};
     use lb_core::{NeighTable, Steering, Worker, WorkerConfig, process_burst};
     use std::sync::Arc;

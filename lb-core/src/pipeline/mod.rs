@@ -19,7 +19,6 @@ pub use counters::{BackendCounters, Counters, DropReason, ServiceCounters};
 pub use frame::{DATA_ROOM, Frame, HEADROOM, VecFrame};
 
 use crate::conntrack::{ConnTable, Timeouts};
-use crate::flow::FlowKey;
 use crate::frag::FragTable;
 use crate::lport::{LocalPorts, Steering};
 use crate::neigh::NeighTable;
@@ -178,12 +177,13 @@ const WARM_GROUP: usize = 32;
 /// Stages the burst's connection lookups as l3fwd stages its route lookups: first every
 /// packet's home index slot is loaded, then every entry those slots name, so their cache misses
 /// overlap instead of being paid one packet at a time; `process_group` then finds them in
-/// cache. Only plain TCP/UDP over IPv4/IPv6 is looked at, without validation (the real pass
-/// validates); a guess that is wrong costs a wasted load, never a wrong verdict.
+/// cache. Only TCP/UDP right after an IPv4/IPv6 header is looked at, without validation
+/// (`flow::peek`; the real pass validates): a wrong guess costs a wasted load, never a wrong
+/// verdict.
 fn warm<F: Frame>(w: &Worker, frames: &[F]) {
     let mut entries = [EMPTY_ENTRY; WARM_GROUP];
     for (f, e) in frames.iter().zip(entries.iter_mut()) {
-        if let Some(key) = quick_key(f.data()) {
+        if let Some(key) = crate::flow::peek(f.data()).and_then(|p| p.key()) {
             let (_, slot) = w.conns.home(&key);
             *e = w.conns.touch_slot(slot);
         }
@@ -196,44 +196,6 @@ fn warm<F: Frame>(w: &Worker, frames: &[F]) {
 }
 
 const EMPTY_ENTRY: u32 = u32::MAX;
-
-/// The 5-tuple of an untagged Ethernet frame carrying TCP or UDP directly over IPv4 (first
-/// fragment or none) or IPv6 (no extension header), read without checks beyond bounds.
-#[inline]
-fn quick_key(d: &[u8]) -> Option<FlowKey> {
-    use crate::wire::ip_proto::{TCP, UDP};
-    let ports = |at: usize| -> Option<(u16, u16)> {
-        let p = d.get(at..at + 4)?;
-        Some((u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]])))
-    };
-    match d.get(12..14)? {
-        [0x08, 0x00] => {
-            let ip = d.get(L3..L3 + 20)?;
-            let proto = ip[9];
-            // A later fragment carries no ports.
-            if (proto != TCP && proto != UDP) || (u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff) != 0 {
-                return None;
-            }
-            let (sp, dp) = ports(L3 + usize::from(ip[0] & 0x0f) * 4)?;
-            let addr = |at: usize| [ip[at], ip[at + 1], ip[at + 2], ip[at + 3]];
-            Some(FlowKey::v4(addr(12), addr(16), sp, dp, proto))
-        }
-        [0x86, 0xdd] => {
-            let ip = d.get(L3..L3 + 40)?;
-            let proto = ip[6];
-            if proto != TCP && proto != UDP {
-                return None;
-            }
-            let (sp, dp) = ports(L3 + 40)?;
-            let mut src = [0u8; 16];
-            let mut dst = [0u8; 16];
-            src.copy_from_slice(&ip[8..24]);
-            dst.copy_from_slice(&ip[24..40]);
-            Some(FlowKey { src, dst, src_port: sp, dst_port: dp, proto, v6: true })
-        }
-        _ => None,
-    }
-}
 
 fn process_group<F: Frame>(w: &mut Worker, table: &Table, frames: &mut [F], verdicts: &mut [Verdict], now_ms: u64) {
     for (f, v) in frames.iter_mut().zip(verdicts.iter_mut()) {
@@ -366,45 +328,5 @@ fn not_served(t: &Table, dst: &[u8; 16], v6: bool) -> Verdict {
         Verdict::Host
     } else {
         Verdict::Drop(DropReason::UnknownDestination)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::quick_key;
-    use crate::flow::FlowKey;
-    use etherparse::{IpNumber, Ipv4Header, PacketBuilder};
-
-    fn frame(b: etherparse::PacketBuilderStep<etherparse::UdpHeader>) -> Vec<u8> {
-        let mut out = Vec::new();
-        b.write(&mut out, b"payload").unwrap();
-        out
-    }
-
-    #[test]
-    fn quick_key_reads_the_five_tuple_the_pipeline_looks_up() {
-        let (m1, m2) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
-        let v4 = frame(PacketBuilder::ethernet2(m1, m2).ipv4([10, 0, 0, 2], [10, 0, 0, 100], 64).udp(5353, 53));
-        assert_eq!(quick_key(&v4), Some(FlowKey::v4([10, 0, 0, 2], [10, 0, 0, 100], 5353, 53, 17)));
-        let (a, b) = ([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], [0xfd; 16]);
-        let v6 = frame(PacketBuilder::ethernet2(m1, m2).ipv6(a, b, 64).udp(40000, 443));
-        let want = FlowKey { src: a, dst: b, src_port: 40000, dst_port: 443, proto: 17, v6: true };
-        assert_eq!(quick_key(&v6), Some(want));
-
-        // Options move the ports: a 24-byte IPv4 header.
-        let mut ip = Ipv4Header::new(8 + 7, 64, IpNumber::UDP, [10, 0, 0, 2], [10, 0, 0, 100]).unwrap();
-        ip.options = [1, 1, 1, 1][..].try_into().unwrap();
-        let opts =
-            frame(PacketBuilder::ethernet2(m1, m2).ip(etherparse::IpHeaders::Ipv4(ip, Default::default())).udp(7, 9));
-        assert_eq!(quick_key(&opts), Some(FlowKey::v4([10, 0, 0, 2], [10, 0, 0, 100], 7, 9, 17)));
-
-        // A later fragment has no ports; ARP and truncated frames are not guessed at.
-        let mut later = v4.clone();
-        later[14 + 6..14 + 8].copy_from_slice(&0x0010u16.to_be_bytes());
-        assert_eq!(quick_key(&later), None);
-        let mut arp = v4.clone();
-        arp[12..14].copy_from_slice(&[0x08, 0x06]);
-        assert_eq!(quick_key(&arp), None);
-        assert_eq!(quick_key(&v4[..14 + 20 + 2]), None);
     }
 }
