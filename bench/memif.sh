@@ -118,9 +118,9 @@ metric() { # NAME -> the sum over workers
     curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" | awk -v m="$1" '$1 ~ "^"m"({|$)" {s += $2} END {if (NR == 0) exit 1; printf "%.0f\n", s}'
 }
 
-snapshot() { # -> "rx busy idle drops refused hz"
-    echo "$(metric lbd_rx_packets_total) $(metric lbd_busy_cycles_total) $(metric lbd_idle_cycles_total) \
-$(metric lbd_drops_total) $(metric lbd_tx_refused_total) $(metric lbd_tsc_hz)"
+counters() { # -> "rx busy drops refused hz" of the running (fresh) lbd
+    echo "$(metric lbd_rx_packets_total) $(metric lbd_busy_cycles_total) $(metric lbd_drops_total) \
+$(metric lbd_tx_refused_total) $(metric lbd_tsc_hz)"
 }
 
 kv() { # KEY LINE -> value of KEY=... in LINE
@@ -142,18 +142,16 @@ lbd_run() {
     wait_for_server
     start_lbd "$cap"
     wait "$gen" || { cat "$WORK/gen.err" >&2; exit 1; }
-    local before="0 0 0 0 0 0" after line
-    after=$(snapshot)
+    local after line
+    after=$(counters)
     line=$(tail -1 "$WORK/gen.out")
     stop_lbd
-    python3 - "$name" "$line" "$before" "$after" "$WORK/runs.csv" <<'EOF'
+    python3 - "$name" "$line" "$after" "$WORK/runs.csv" <<'EOF'
 import sys
-name, line, before, after, csv = sys.argv[1:]
+name, line, after, csv = sys.argv[1:]
 g = dict(kv.split("=") for kv in line.split()[1:])
-b = [int(x) for x in before.split()]
 a = [int(x) for x in after.split()]
-rx, busy, hz = a[0] - b[0], a[1] - b[1], a[5]
-drops, refused = a[3] - b[3], a[4] - b[4]
+rx, busy, drops, refused, hz = a
 # Busy fraction over the sending time only (lbd idles while the generator starts and drains).
 frac = min(1.0, busy / (float(g["seconds"]) * hz))
 cpp = busy / max(rx, 1)
@@ -214,13 +212,13 @@ pids+=("$fg")
 wait_for_server
 start_lbd 65536
 wait "$fg" || true
-after=$(snapshot)
+after=$(counters)
 stop_lbd
 python3 - "$(median_pps Tx-pps < "$WORK/fg.out")" "$(median_pps Rx-pps < "$WORK/fg.out")" "$after" <<'EOF'
 import sys
 offered, fwd = float(sys.argv[1]), float(sys.argv[2])
 a = [int(x) for x in sys.argv[3].split()]
-rx, busy, hz = a[0], a[1], a[5]
+rx, busy, hz = a[0], a[1], a[4]
 cpp = busy / max(rx, 1)
 frac = fwd * 1e6 * cpp / hz
 print(f"| lbd udp 4 flows nat/fnat/dr/tun | testpmd flowgen | {offered:.2f} | {fwd:.2f} | back-pressure | {100 * min(frac, 1):.0f}% "
