@@ -155,14 +155,11 @@ impl Drop for Lbd {
 }
 
 fn eal_memory() -> Vec<&'static str> {
-    if lb_free_hugepages() >= 256 { vec!["--in-memory", "-m", "256"] } else { vec!["--no-huge", "-m", "1024"] }
-}
-
-fn lb_free_hugepages() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| m.lines().find(|l| l.starts_with("HugePages_Free:"))?.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
+    if lb_dpdk::eal::free_hugepages() >= 256 {
+        vec!["--in-memory", "-m", "256"]
+    } else {
+        vec!["--no-huge", "-m", "1024"]
+    }
 }
 
 /// RX-packets and TX-packets of the last port statistics testpmd printed.
