@@ -2,6 +2,7 @@
 //! `configs/lbd.example.toml`. Unknown keys are refused with their name.
 
 use lb_core::conntrack::Timeouts;
+use lb_core::neigh::NeighParams;
 use lb_core::net::NetworkModel;
 use lb_core::service::ServiceModel;
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,10 @@ pub struct Config {
     pub conntrack: ConntrackConfig,
     #[serde(default)]
     pub timeouts: Timeouts,
+    #[serde(default)]
+    pub neighbours: NeighParams,
+    #[serde(default)]
+    pub checksum: ChecksumConfig,
     #[serde(default)]
     pub control: ControlConfig,
     #[serde(default)]
@@ -83,6 +88,21 @@ impl Default for ConntrackConfig {
     }
 }
 
+/// `[checksum]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChecksumConfig {
+    /// Verify TCP/UDP checksums in software before nat and fnat rewrite them, where the port
+    /// does not check them itself. Off only on a network whose every sender is trusted.
+    pub verify_l4: bool,
+}
+
+impl Default for ChecksumConfig {
+    fn default() -> Self {
+        ChecksumConfig { verify_l4: true }
+    }
+}
+
 /// `[control]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -136,6 +156,7 @@ impl Config {
             return Err("conntrack.capacity: must be at least 1".into());
         }
         self.timeouts.validate()?;
+        self.neighbours.validate()?;
         if !self.control.metrics.is_empty() {
             let addr: std::net::SocketAddr = self
                 .control

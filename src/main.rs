@@ -112,8 +112,10 @@ fn run(cfg: &Config) -> Result<(), String> {
         eprintln!("lbd: warning: packet capture (dpdk-dumpcap) unavailable: {e}");
     }
     let workers = cfg.workers.cores.len();
-    let pool = ffi::pktmbuf_pool_create("lbd_pool", cfg.workers.mbufs, 256, 2048 + 128)
-        .map_err(|e| format!("mempool: {e}"))?;
+    let pool = Arc::new(
+        ffi::pktmbuf_pool_create("lbd_pool", cfg.workers.mbufs, 256, 2048 + 128)
+            .map_err(|e| format!("mempool: {e}"))?,
+    );
     let mut ports = Vec::new();
     for (i, itf) in cfg.network.interfaces.iter().enumerate() {
         let pc = PortConfig {
@@ -142,10 +144,12 @@ fn run(cfg: &Config) -> Result<(), String> {
         conn_capacity: cfg.conntrack.capacity,
         embryonic_limit: cfg.conntrack.embryonic_limit,
         timeouts: cfg.timeouts,
+        verify_l4_checksums: cfg.checksum.verify_l4,
+        neigh: cfg.neighbours,
         ..Default::default()
     };
     let cores: Vec<Option<usize>> = cfg.workers.cores.iter().map(|c| Some(*c)).collect();
-    let mut rt = Runtime::start(&ports, &cores, &wcfg, table)?;
+    let mut rt = Runtime::start(&ports, &cores, &wcfg, table, &pool)?;
     if !cfg.control.metrics.is_empty() {
         metrics::serve(&cfg.control.metrics, rt.handle())?;
     }
@@ -206,7 +210,11 @@ fn run(cfg: &Config) -> Result<(), String> {
             eprintln!("lbd: warning: closing port {}: {e}", p.name);
         }
     }
-    ffi::mempool_free(pool);
+    // Every worker (and its pool reference) is gone: the pool is lbd's alone again.
+    match Arc::try_unwrap(pool) {
+        Ok(pool) => ffi::mempool_free(pool),
+        Err(_) => eprintln!("lbd: warning: mempool still referenced at exit; not freed"),
+    }
     eal.cleanup().map_err(|e| format!("EAL cleanup: {e}"))?;
     remove_hugepage_files(&cfg.eal.file_prefix);
     // EAL's runtime directory for this prefix (its multi-process socket and config files).

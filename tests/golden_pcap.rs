@@ -119,7 +119,11 @@ fn expected(mode: &str, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let services: ServicesModel = toml::from_str(&service_toml(mode)).unwrap();
     let table = Table::build(&services, network, Limits::default(), None, 0).unwrap();
     let cfg = WorkerConfig { conn_capacity: 1024, embryonic_limit: 512, ..Default::default() };
-    let mut w = Worker::new(&cfg, Arc::new(NeighTable::new(64, 300_000)), Steering::Any);
+    let mut w = Worker::new(
+        &cfg,
+        Arc::new(NeighTable::new(lb_core::neigh::NeighParams { capacity: 64, ..Default::default() })),
+        Steering::Any,
+    );
     let mut out = Vec::new();
     for f in frames {
         let mut fs = [VecFrame::new(f, 0)];

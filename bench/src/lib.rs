@@ -47,9 +47,9 @@ pub fn table() -> Table {
 /// A worker with room for `flows` connections (plus headroom) and every backend's MAC known.
 /// Only the client-to-backend direction is benchmarked, so no client MAC is needed.
 pub fn worker(flows: usize) -> Worker {
-    let neigh = Arc::new(NeighTable::new(256, u64::MAX));
+    let neigh = Arc::new(NeighTable::new(lb_core::neigh::NeighParams { capacity: 256, ..Default::default() }));
     for b in 0..BACKENDS {
-        neigh.insert(&widen([172, 16, 0, 10 + b]), false, MacAddr([2, 0, 0, 0, 0xb, b]), 1, 0, true);
+        neigh.insert_static(&widen([172, 16, 0, 10 + b]), false, MacAddr([2, 0, 0, 0, 0xb, b]), 1);
     }
     let cfg =
         WorkerConfig { conn_capacity: flows + flows / 4 + 1024, embryonic_limit: flows + 1024, ..Default::default() };

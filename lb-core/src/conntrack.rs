@@ -220,7 +220,16 @@ pub struct Conn {
     pub tunnel_port: u16,
     /// Expiry time in milliseconds of the caller's clock.
     pub expires_ms: u64,
+    /// Highest TCP acknowledgement seen per direction (`Dir as usize`), for forward progress.
+    pub acked: [u32; 2],
+    /// `PROGRESS_*` bits: a side acknowledged new data since the LB last sent toward it.
+    pub progress: u8,
 }
+
+/// The client acknowledged new data: its next hop is reachable.
+pub const PROGRESS_CLIENT: u8 = 1;
+/// The backend acknowledged new data (or, without replies through the LB, the client did).
+pub const PROGRESS_BACKEND: u8 = 2;
 
 impl Conn {
     /// True for a TCP connection that has not completed its handshake.

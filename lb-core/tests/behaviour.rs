@@ -26,10 +26,11 @@ fn table(services: &str, previous: Option<&Table>) -> Table {
 }
 
 fn worker(cfg: WorkerConfig, steering: Steering) -> Worker {
-    let neigh = Arc::new(lb_core::NeighTable::new(1024, 3_600_000));
+    let neigh =
+        Arc::new(lb_core::NeighTable::new(lb_core::neigh::NeighParams { capacity: 1024, ..Default::default() }));
     for x in 1..=60 {
-        neigh.insert(&lb_core::flow::widen(b4(x)), false, lb_core::wire::MacAddr(backend_mac(x)), 1, 1, true);
-        neigh.insert(&lb_core::flow::widen(c4(x)), false, lb_core::wire::MacAddr(client_mac(x)), 0, 1, true);
+        neigh.insert_static(&lb_core::flow::widen(b4(x)), false, lb_core::wire::MacAddr(backend_mac(x)), 1);
+        neigh.insert_static(&lb_core::flow::widen(c4(x)), false, lb_core::wire::MacAddr(client_mac(x)), 0);
     }
     Worker::new(&cfg, neigh, steering)
 }

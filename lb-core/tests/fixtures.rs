@@ -86,7 +86,7 @@ fn table() -> Vec<Fixture> {
         eth(backend_mac(12), LB1, EtherType::ARP, &arp(ArpOperation::REPLY, LB1, b4(254), backend_mac(12), b4(12))),
     ));
     t.push(verdict(
-        "ARP request for someone else is only learned from",
+        "ARP request for someone else is ignored (nothing learned)",
         0,
         eth(
             [0xff; 6],
@@ -187,6 +187,51 @@ fn table() -> Vec<Fixture> {
         0,
         eth(LB0, client_mac(3), EtherType::IPV4, &tcp4(&c3, 40999, 80, ACK, b"x")),
         DropReason::NoConnection,
+    ));
+
+    // --- Hostile input the NAT modes must not launder.
+    let mut bad_tcp = eth(LB0, client_mac(3), EtherType::IPV4, &tcp4(&c3, 40100, 80, SYN, b""));
+    bad_tcp[14 + 20 + 16] ^= 0x5a; // the TCP checksum
+    t.push(drop("nat: a SYN with a bad TCP checksum is dropped, not rewritten", 0, bad_tcp, DropReason::L4BadChecksum));
+    let mut bad_udp = eth(LB0, client_mac(2), EtherType::IPV4, &udp4(&V4::new(c4(2), c4(105)), 6001, 5353, b"q"));
+    bad_udp[14 + 20 + 6] ^= 0x5a; // the UDP checksum
+    t.push(drop("nat: a datagram with a bad UDP checksum is dropped", 0, bad_udp, DropReason::L4BadChecksum));
+    let mut short_udp = udp4(&V4::new(c4(2), c4(105)), 6002, 5353, b"query");
+    short_udp[20 + 5] -= 2; // UDP length two bytes short of the IP payload
+    t.push(drop(
+        "a UDP length that disagrees with the IP payload is malformed",
+        0,
+        eth(LB0, client_mac(2), EtherType::IPV4, &short_udp),
+        DropReason::L4Malformed,
+    ));
+    let syn_fin = Flags { syn: true, ack: false, fin: true, rst: false };
+    t.push(drop(
+        "SYN+FIN is a flag combination no stack sends",
+        0,
+        eth(LB0, client_mac(3), EtherType::IPV4, &tcp4(&c3, 40101, 80, syn_fin, b"")),
+        DropReason::TcpBadFlags,
+    ));
+    // A spoofed ARP reply and a gratuitous ARP claim the client 10.0.0.3 for another MAC: both are
+    // absorbed, and the backend's next reply still goes to the client's real MAC.
+    let evil = [0x02, 0x66, 0x66, 0x66, 0x66, 0x66];
+    t.push(verdict(
+        "an unsolicited ARP reply claiming a live client is absorbed, not believed",
+        0,
+        eth(LB0, evil, EtherType::ARP, &arp(ArpOperation::REPLY, evil, c4(3), LB0, c4(1))),
+        Verdict::Consumed,
+    ));
+    t.push(verdict(
+        "a gratuitous ARP claiming a live client is absorbed, not believed",
+        0,
+        eth([0xff; 6], evil, EtherType::ARP, &arp(ArpOperation::REQUEST, evil, c4(3), [0; 6], c4(3))),
+        Verdict::Consumed,
+    ));
+    t.push(tx(
+        "nat: after the spoofing, the backend's data still reaches the client's own MAC",
+        1,
+        eth(LB1, backend_mac(11), EtherType::IPV4, &tcp4(&V4::new(b4(11), c4(3)), 8080, 40000, ACK, b"data")),
+        0,
+        eth(client_mac(3), LB0, EtherType::IPV4, &tcp4(&V4::new(vip_nat, c4(3)).ttl(63), 80, 40000, ACK, b"data")),
     ));
 
     // --- ICMP error about a NAT flow goes to the backend with both headers rewritten.

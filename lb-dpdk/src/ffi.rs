@@ -137,6 +137,8 @@ pub struct DevInfo {
     pub max_rx_queues: u16,
     pub max_tx_queues: u16,
     pub rss_offloads: u64,
+    /// `RTE_ETH_RX_OFFLOAD_*` capabilities.
+    pub rx_offloads: u64,
     pub reta_size: u16,
     pub hash_key_size: u8,
     pub min_mtu: u16,
@@ -159,6 +161,7 @@ pub fn dev_info(port: PortId) -> Result<DevInfo, DpdkError> {
         max_rx_queues: info.max_rx_queues,
         max_tx_queues: info.max_tx_queues,
         rss_offloads: info.flow_type_rss_offloads,
+        rx_offloads: info.rx_offload_capa,
         reta_size: info.reta_size,
         hash_key_size: info.hash_key_size,
         min_mtu: info.min_mtu,
@@ -166,16 +169,23 @@ pub fn dev_info(port: PortId) -> Result<DevInfo, DpdkError> {
     })
 }
 
-/// Configures queues, MTU and (when `rss` is given) Toeplitz RSS with a key and hash fields.
+/// `RTE_ETH_RX_OFFLOAD_UDP_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM`: the port checks TCP/UDP
+/// checksums and flags each mbuf.
+pub const RX_OFFLOAD_L4_CKSUM: u64 = (1 << 2) | (1 << 3);
+
+/// Configures queues, MTU, receive offloads and (when `rss` is given) Toeplitz RSS with a key
+/// and hash fields.
 pub fn dev_configure(
     port: PortId,
     rx_queues: u16,
     tx_queues: u16,
     mtu: u16,
+    rx_offloads: u64,
     rss: Option<(&[u8], u64)>,
 ) -> Result<(), DpdkError> {
     let mut conf = sys::rte_eth_conf::default();
     conf.rxmode.mtu = u32::from(mtu);
+    conf.rxmode.offloads = rx_offloads;
     let mut key = rss.map(|(k, _)| k.to_vec()).unwrap_or_default();
     if let Some((_, hf)) = rss {
         conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;

@@ -7,7 +7,7 @@
 
 use crate::ffi::{MempoolRef, PortId, QueueId};
 use crate::sys;
-use lb_core::pipeline::Frame;
+use lb_core::pipeline::{Frame, L4Checksum};
 use std::ptr::NonNull;
 
 /// Packets per burst (DPDK l3fwd's MAX_PKT_BURST).
@@ -137,6 +137,19 @@ impl Frame for Mbuf {
     #[inline]
     fn in_port(&self) -> u16 {
         self.raw().port
+    }
+
+    #[inline]
+    fn l4_checksum(&self) -> L4Checksum {
+        // DPDK's RTE_MBUF_F_RX_L4_CKSUM_* bits: BAD is bit 3, GOOD bit 8, both mean NONE (the
+        // packet carries no checksum the port could check), neither UNKNOWN.
+        const BAD: u64 = 1 << 3;
+        const GOOD: u64 = 1 << 8;
+        match self.raw().ol_flags & (BAD | GOOD) {
+            GOOD => L4Checksum::Good,
+            BAD => L4Checksum::Bad,
+            _ => L4Checksum::Unknown,
+        }
     }
 }
 

@@ -90,7 +90,10 @@ impl Port {
         let fields = RSS_FIELDS & info.rss_offloads;
         let rss = (cfg.queues > 1 && fields != 0 && usize::from(info.hash_key_size) == RSS_KEY_DEFAULT.len())
             .then_some((&RSS_KEY_DEFAULT[..], fields));
-        ffi::dev_configure(id, cfg.queues, cfg.queues, cfg.mtu, rss)?;
+        // Where the port checks TCP/UDP checksums, the pipeline reads its verdict per mbuf
+        // instead of summing the segment in software.
+        let offloads = info.rx_offloads & ffi::RX_OFFLOAD_L4_CKSUM;
+        ffi::dev_configure(id, cfg.queues, cfg.queues, cfg.mtu, offloads, rss)?;
         for q in 0..cfg.queues {
             ffi::rx_queue_setup(id, QueueId(q), cfg.descriptors, pool)?;
             ffi::tx_queue_setup(id, QueueId(q), cfg.descriptors)?;

@@ -4,7 +4,7 @@
 //! worker has reported using a newer generation, then dropped here, on the control thread,
 //! never on a worker core.
 
-use crate::ffi::QueueId;
+use crate::ffi::{MempoolRef, QueueId};
 use crate::mbuf::TxBuffer;
 use crate::port::Port;
 use crate::worker::{Control, LoopCounters, WorkerCtx, WorkerStats};
@@ -56,11 +56,17 @@ pub struct Runtime {
 impl Runtime {
     /// Starts one worker per entry of `cores` (a core id to pin to, or `None` to float), each
     /// owning queue `i` of every port.
-    pub fn start(ports: &[Port], cores: &[Option<usize>], cfg: &WorkerConfig, table: Table) -> Result<Runtime, String> {
+    pub fn start(
+        ports: &[Port],
+        cores: &[Option<usize>],
+        cfg: &WorkerConfig,
+        table: Table,
+        pool: &Arc<MempoolRef>,
+    ) -> Result<Runtime, String> {
         let workers = cores.len().max(1);
         let stop = Arc::new(AtomicBool::new(false));
         let table = Arc::new(ArcSwap::from_pointee(table));
-        let neigh = Arc::new(NeighTable::new(4096, 300_000));
+        let neigh = Arc::new(NeighTable::new(cfg.neigh));
         let rss = ports.iter().all(|p| p.rss.is_some());
         // Without RSS on every port, connections are steered in software between workers.
         let handoff = (!rss && workers > 1).then(|| {
@@ -111,6 +117,7 @@ impl Runtime {
                 stats: Arc::clone(&stats),
                 control: rx,
                 handoff: handoff.clone(),
+                pool: Arc::clone(pool),
             };
             rt.seen.push(seen);
             rt.stats.push(stats);

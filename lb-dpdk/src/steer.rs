@@ -80,10 +80,10 @@ mod tests {
         let t = table();
         let workers = 4usize;
         let workers16 = 4u16;
-        let neigh = Arc::new(NeighTable::new(64, u64::MAX));
-        neigh.insert(&lb_core::flow::widen([10, 1, 0, 11]), false, MacAddr([2, 0, 0, 0, 0xb, 11]), 1, 0, true);
-        neigh.insert(&lb_core::flow::widen([10, 1, 0, 12]), false, MacAddr([2, 0, 0, 0, 0xb, 12]), 1, 0, true);
-        neigh.insert(&lb_core::flow::widen([10, 0, 0, 2]), false, MacAddr([2, 0, 0, 0, 0xc, 2]), 0, 0, true);
+        let neigh = Arc::new(NeighTable::new(lb_core::neigh::NeighParams { capacity: 64, ..Default::default() }));
+        neigh.insert_static(&lb_core::flow::widen([10, 1, 0, 11]), false, MacAddr([2, 0, 0, 0, 0xb, 11]), 1);
+        neigh.insert_static(&lb_core::flow::widen([10, 1, 0, 12]), false, MacAddr([2, 0, 0, 0, 0xb, 12]), 1);
+        neigh.insert_static(&lb_core::flow::widen([10, 0, 0, 2]), false, MacAddr([2, 0, 0, 0, 0xc, 2]), 0);
         let cfg = WorkerConfig { conn_capacity: 1024, ..Default::default() };
         let mut ws: Vec<Worker> = (0..workers)
             .map(|i| {

@@ -6,12 +6,12 @@
 //! and counted. Cycles spent on polls that returned packets and on empty polls are counted
 //! apart, so cycles per packet can be read at any time.
 
-use crate::ffi::{self, PortId, QueueId};
+use crate::ffi::{self, MempoolRef, PortId, QueueId};
 use crate::mbuf::{BURST, Mbuf, RxBurst, TxBuffer};
 use crate::steer;
 use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
-use lb_core::pipeline::{Counters, Frame, Verdict};
+use lb_core::pipeline::{Counters, Frame, Verdict, write_probe};
 use lb_core::service::Table;
 use lb_core::{Timeouts, Worker, process_burst};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,6 +32,8 @@ pub struct LoopCounters {
     pub handed_off: u64,
     pub handed_in: u64,
     pub handoff_dropped: u64,
+    /// Neighbour probes not sent for want of an mbuf.
+    pub probe_alloc_failed: u64,
 }
 
 /// What a worker publishes for the control plane (copied every few milliseconds).
@@ -91,6 +93,8 @@ pub struct WorkerCtx {
     pub control: crossbeam::channel::Receiver<Control>,
     /// Present when ports lack RSS and there is more than one worker.
     pub handoff: Option<Handoff>,
+    /// Where neighbour probes get their buffers.
+    pub pool: Arc<MempoolRef>,
 }
 
 /// TX drain interval in microseconds (DPDK l3fwd's BURST_TX_DRAIN_US).
@@ -167,6 +171,7 @@ impl WorkerCtx {
                     }
                     // Every other verdict frees the mbuf here (drop reasons were counted).
                 }
+                self.send_probes(&table, &mut loops);
             }
             self.seen_generation.store(table.generation, Ordering::Release);
             drop(table);
@@ -200,6 +205,25 @@ impl WorkerCtx {
             loops.tx_refused += tx.flush().dropped as u64;
         }
         self.publish(&loops, hz);
+    }
+
+    /// Sends the neighbour probes the burst queued (a stale entry in use is probed while its
+    /// traffic keeps flowing), each in a fresh mbuf.
+    fn send_probes(&mut self, table: &Table, loops: &mut LoopCounters) {
+        for p in self.worker.take_probes() {
+            let Some(mut m) = Mbuf::alloc(&self.pool) else {
+                loops.probe_alloc_failed += 1;
+                continue;
+            };
+            if !write_probe(table, p, &mut m) {
+                continue;
+            }
+            if let Some(tx) = self.tx.get_mut(usize::from(p.port))
+                && let Some(f) = tx.push(m)
+            {
+                loops.tx_refused += f.dropped as u64;
+            }
+        }
     }
 
     fn serve(&mut self, c: Control, now_ms: u64, loops: &LoopCounters, hz: u64) {

@@ -24,7 +24,7 @@ fn table() -> &'static Table {
 fuzz_target!(|data: &[u8]| {
     let Some((&port, mut rest)) = data.split_first() else { return };
     let cfg = WorkerConfig { conn_capacity: 256, embryonic_limit: 128, max_services: 64, max_backends: 64, persist_capacity: 64, frag_capacity: 16, ..Default::default() };
-    let mut w = Worker::new(&cfg, Arc::new(NeighTable::new(64, 60_000)), Steering::Any);
+    let mut w = Worker::new(&cfg, Arc::new(NeighTable::new(lb_core::neigh::NeighParams { capacity: 64, ..Default::default() })), Steering::Any);
     let mut frames = Vec::new();
     while !rest.is_empty() && frames.len() < 32 {
         let prefixed = (rest.len() >= 2).then(|| usize::from(u16::from_be_bytes([rest[0], rest[1]])));

@@ -58,10 +58,14 @@ pub enum DropReason {
     NoRoom,
     /// No own address of the family on the egress port to source a tunnel or request from.
     NoSourceAddress,
+    /// TCP or UDP checksum wrong (nat and fnat verify before rewriting).
+    L4BadChecksum,
+    /// A TCP flag combination no stack sends (SYN+FIN, SYN+RST, none, FIN without ACK...).
+    TcpBadFlags,
 }
 
 impl DropReason {
-    pub const COUNT: usize = DropReason::NoSourceAddress as usize + 1;
+    pub const COUNT: usize = DropReason::TcpBadFlags as usize + 1;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::UnknownPort,
         DropReason::L2Truncated,
@@ -94,6 +98,8 @@ impl DropReason {
         DropReason::LocalPortsExhausted,
         DropReason::NoRoom,
         DropReason::NoSourceAddress,
+        DropReason::L4BadChecksum,
+        DropReason::TcpBadFlags,
     ];
 
     /// Snake-case name for metrics and `lbctl stats`.
@@ -130,6 +136,8 @@ impl DropReason {
             DropReason::LocalPortsExhausted => "local_ports_exhausted",
             DropReason::NoRoom => "no_room",
             DropReason::NoSourceAddress => "no_source_address",
+            DropReason::L4BadChecksum => "l4_bad_checksum",
+            DropReason::TcpBadFlags => "tcp_bad_flags",
         }
     }
 }
@@ -163,6 +171,8 @@ pub struct Counters {
     pub icmp_errors_relayed: u64,
     pub too_big_sent: u64,
     pub neighbour_requests: u64,
+    /// Neighbour probes not sent because the burst's probe queue was full.
+    pub probes_unsent: u64,
     pub conns_created: u64,
     pub conns_expired: u64,
     /// New flows forwarded without an entry because the table or the embryonic cap was full.
@@ -188,6 +198,7 @@ impl Counters {
             icmp_errors_relayed: 0,
             too_big_sent: 0,
             neighbour_requests: 0,
+            probes_unsent: 0,
             conns_created: 0,
             conns_expired: 0,
             stateless: 0,
@@ -218,6 +229,7 @@ impl Counters {
         self.icmp_errors_relayed += o.icmp_errors_relayed;
         self.too_big_sent += o.too_big_sent;
         self.neighbour_requests += o.neighbour_requests;
+        self.probes_unsent += o.probes_unsent;
         self.conns_created += o.conns_created;
         self.conns_expired += o.conns_expired;
         self.stateless += o.stateless;

@@ -1,14 +1,16 @@
 //! TCP and UDP: connection lookup, scheduling of new flows, per-mode rewrite and delivery.
 
-use super::{DropReason, Frame, Verdict, Worker, l2, not_served};
-use crate::conntrack::{Conn, ConnId, Dir, InsertError, TcpEvent, TcpState, tcp_transition};
+use super::{DropReason, Frame, L4Checksum, Verdict, Worker, l2, not_served};
+use crate::conntrack::{
+    Conn, ConnId, Dir, InsertError, PROGRESS_BACKEND, PROGRESS_CLIENT, TcpEvent, TcpState, tcp_transition,
+};
 use crate::flow::{FlowKey, fast_hash, hash_bytes, widen};
 use crate::frag::FragKey;
 use crate::rewrite::{Layout, Tunnel, decrement_ttl, encapsulate, make_too_big, translate, tunnel_overhead};
 use crate::sched::{self, Load};
 use crate::service::{Mode, Service, Table};
 use crate::wire::encap::{Endpoints, OuterFields};
-use crate::wire::{Error as WireError, get_array, get_u16, ip_proto, tcp, udp};
+use crate::wire::{Error as WireError, checksum, get_array, get_u16, get_u32, ip_proto, tcp, udp};
 
 /// What the IP layer found.
 pub(super) struct Ip {
@@ -59,6 +61,67 @@ fn timeout_ms(w: &Worker, c: &Conn) -> u64 {
     u64::from(secs) * 1000
 }
 
+/// TCP flag combinations a real stack sends (Linux conntrack's `tcp_valid_flags`, ECE/CWR
+/// aside): SYN+FIN, SYN+RST, no flags, FIN without ACK and the like are dropped.
+fn valid_tcp_flags(flags: u8) -> bool {
+    use tcp::flags::{ACK, FIN, PSH, RST, SYN};
+    const URG: u8 = 0x20;
+    matches!(
+        flags & 0x3f,
+        SYN | 0x22 // SYN, SYN|URG
+            | 0x12 // SYN|ACK
+            | RST
+            | 0x14 // RST|ACK
+            | 0x1c // RST|ACK|PSH
+            | 0x11 // FIN|ACK
+            | 0x31 // FIN|ACK|URG
+            | ACK
+            | 0x30 // ACK|URG
+            | 0x18 // ACK|PSH
+            | 0x38 // ACK|PSH|URG
+            | 0x19 // FIN|ACK|PSH
+            | 0x39 // FIN|ACK|PSH|URG
+    ) && (flags & (ACK | FIN | PSH | RST | SYN | URG)) != 0
+}
+
+/// True when the TCP/UDP checksum holds, or cannot be checked here (a fragment: the checksum
+/// covers the whole datagram), or the port checked it, or verification is off. A UDP/IPv4
+/// checksum of zero means none was computed; in UDP/IPv6 it is invalid (RFC 8200 8.1).
+fn l4_checksum_ok(f: &impl Frame, ip: &Ip, verify: bool) -> bool {
+    if ip.fragment.is_some() {
+        return true;
+    }
+    match f.l4_checksum() {
+        L4Checksum::Good => return true,
+        L4Checksum::Bad => return false,
+        L4Checksum::Unknown if !verify => return true,
+        L4Checksum::Unknown => {}
+    }
+    let d = f.data();
+    let seg = &d[ip.l4..ip.l3 + ip.total];
+    let len = u32::try_from(seg.len()).unwrap_or(u32::MAX);
+    let pseudo = if ip.v6 {
+        checksum::pseudo_v6(get_array(d, ip.l3 + 8), get_array(d, ip.l3 + 24), ip.proto, len)
+    } else {
+        if ip.proto == ip_proto::UDP && get_u16(seg, udp::CHECKSUM_OFFSET) == 0 {
+            return true;
+        }
+        checksum::pseudo_v4(
+            get_array(d, ip.l3 + 12),
+            get_array(d, ip.l3 + 16),
+            ip.proto,
+            u16::try_from(len).unwrap_or(0),
+        )
+    };
+    checksum::finish(pseudo, seg) == 0
+}
+
+/// Whether packets of `mode` have their transport header rewritten (and so their checksum
+/// patched: a bad one would be laundered).
+fn rewrites_l4(mode: Mode) -> bool {
+    matches!(mode, Mode::Nat | Mode::Fnat)
+}
+
 /// Handles a TCP or UDP packet (or a fragment of one).
 pub(super) fn transport(w: &mut Worker, t: &Table, f: &mut impl Frame, ip: &Ip, now_ms: u64) -> Verdict {
     let d = f.data();
@@ -77,7 +140,11 @@ pub(super) fn transport(w: &mut Worker, t: &Table, f: &mut impl Frame, ip: &Ip, 
                 true => Ok((get_u16(seg, 0), get_u16(seg, 2), 0)),
                 false => Err(WireError::Truncated),
             },
-            _ => udp::Packet::new_checked(seg).map(|p| (p.src_port(), p.dst_port(), 0)),
+            // The UDP length must match the IP payload: anything else is a malformed datagram.
+            _ => udp::Packet::new_checked(seg).and_then(|p| match usize::from(p.len()) == seg.len() {
+                true => Ok((p.src_port(), p.dst_port(), 0)),
+                false => Err(WireError::Malformed),
+            }),
         };
         match checked {
             Ok((sp, dp, flags)) => {
@@ -93,6 +160,9 @@ pub(super) fn transport(w: &mut Worker, t: &Table, f: &mut impl Frame, ip: &Ip, 
             None => return Verdict::Drop(DropReason::FragmentWithoutFirst),
         }
     };
+    if ip.proto == ip_proto::TCP && l4_present && !valid_tcp_flags(flags) {
+        return Verdict::Drop(DropReason::TcpBadFlags);
+    }
     if let Some((fk, true)) = ip.fragment {
         w.frags.remember(fk, key, now_ms);
     }
@@ -125,6 +195,25 @@ fn established(
     now_ms: u64,
 ) -> Verdict {
     let mut c = *w.conns.get(id);
+    if rewrites_l4(c.mode) && !l4_checksum_ok(f, ip, w.verify_l4) {
+        return Verdict::Drop(DropReason::L4BadChecksum);
+    }
+    // The neighbour this packet goes to is confirmed when the connection saw it acknowledge
+    // new data (forward progress, as TCP confirms Linux's neighbours).
+    let toward = if dir == Dir::Orig { PROGRESS_BACKEND } else { PROGRESS_CLIENT };
+    let confirm = c.progress & toward != 0;
+    c.progress &= !toward;
+    if ip.proto == ip_proto::TCP && lay.l4_present && flags & tcp::flags::ACK != 0 {
+        let ack = get_u32(f.data(), ip.l4 + 8);
+        let slot = &mut c.acked[dir as usize];
+        // Serial-number arithmetic (RFC 1982): the acknowledgement moved forward.
+        if ack.wrapping_sub(*slot) as i32 > 0 || *slot == 0 {
+            *slot = ack;
+            // Without replies through the LB (dr, tun, gue) the client acknowledging the
+            // backend's data shows the backend got what the LB forwarded.
+            c.progress |= if dir == Dir::Reply || !c.mode.sees_replies() { PROGRESS_BACKEND } else { PROGRESS_CLIENT };
+        }
+    }
     if ip.proto == ip_proto::TCP
         && lay.l4_present
         && let Some(ev) = TcpEvent::from_flags(flags)
@@ -137,9 +226,15 @@ fn established(
             add_load(&mut w.load, &c);
         }
     }
-    w.conns.get_mut(id).expires_ms = now_ms + timeout_ms(w, &c);
+    {
+        let expires_ms = now_ms + timeout_ms(w, &c);
+        let e = w.conns.get_mut(id);
+        e.expires_ms = expires_ms;
+        e.acked = c.acked;
+        e.progress = c.progress;
+    }
     count(w, &c, dir, f.data().len());
-    deliver(w, t, f, ip, lay, &c, dir, now_ms)
+    deliver(w, t, f, ip, lay, &c, dir, confirm, now_ms)
 }
 
 fn count(w: &mut Worker, c: &Conn, dir: Dir, bytes: usize) {
@@ -223,6 +318,9 @@ fn new_flow(
         return Verdict::Drop(DropReason::NoBackend);
     };
     let b = svc.backends[bi];
+    if rewrites_l4(b.mode) && !l4_checksum_ok(f, ip, w.verify_l4) {
+        return Verdict::Drop(DropReason::L4BadChecksum);
+    }
     let mut c = Conn {
         orig: *key,
         backend_id: b.id,
@@ -286,7 +384,7 @@ fn new_flow(
         }
     }
     count(w, &c, Dir::Orig, f.data().len());
-    deliver(w, t, f, ip, lay, &c, Dir::Orig, now_ms)
+    deliver(w, t, f, ip, lay, &c, Dir::Orig, false, now_ms)
 }
 
 /// A NAT reply with no entry (table was full, or the LB restarted): when the source is a
@@ -301,6 +399,9 @@ fn stateless_nat_reply(
     now_ms: u64,
 ) -> Option<Verdict> {
     let svc = t.nat_service_of(key.src, key.v6, key.src_port, key.proto)?;
+    if !l4_checksum_ok(f, ip, w.verify_l4) {
+        return Some(Verdict::Drop(DropReason::L4BadChecksum));
+    }
     let vport = if svc.key.port == 0 { key.src_port } else { svc.key.port };
     let c = Conn {
         orig: FlowKey {
@@ -317,7 +418,7 @@ fn stateless_nat_reply(
         ..Default::default()
     };
     w.counters.stateless += 1;
-    Some(deliver(w, t, f, ip, lay, &c, Dir::Reply, now_ms))
+    Some(deliver(w, t, f, ip, lay, &c, Dir::Reply, false, now_ms))
 }
 
 /// Rewrites the packet for its connection and direction and sends it on.
@@ -330,10 +431,11 @@ fn deliver(
     lay: &Layout,
     c: &Conn,
     dir: Dir,
+    confirm: bool,
     now_ms: u64,
 ) -> Verdict {
     let size = Some((ip.total, ip.dont_frag));
-    send_for_conn(w, t, f, lay.l3, ip.v6, c, dir, size, now_ms, |d| match (dir, c.mode) {
+    send_for_conn(w, t, f, lay.l3, ip.v6, c, dir, size, confirm, now_ms, |d| match (dir, c.mode) {
         (Dir::Orig, Mode::Nat) => translate(d, lay, None, Some((&c.reply.src, c.reply.src_port))),
         (Dir::Orig, Mode::Fnat) => {
             translate(d, lay, Some((&c.reply.dst, c.reply.dst_port)), Some((&c.reply.src, c.reply.src_port)))
@@ -359,6 +461,7 @@ pub(super) fn send_for_conn(
     c: &Conn,
     dir: Dir,
     size: Option<(usize, bool)>,
+    confirm: bool,
     now_ms: u64,
     rewrite: impl FnOnce(&mut [u8]),
 ) -> Verdict {
@@ -410,7 +513,7 @@ pub(super) fn send_for_conn(
             return Verdict::Drop(DropReason::NoRoom);
         }
     }
-    l2::send_via(w, t, f, port, &hop, out_v6, now_ms)
+    l2::send_via(w, t, f, port, &hop, out_v6, confirm, now_ms)
 }
 
 /// The packet does not fit the egress MTU: answer its sender with fragmentation needed / packet

@@ -3,8 +3,21 @@
 //! lb-dpdk implements it for mbufs (`rte_pktmbuf_prepend`/`adj`/`append`/`trim`); tests use
 //! [`VecFrame`].
 
+/// What the port's receive checksum offload said about the TCP/UDP checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L4Checksum {
+    /// Not checked by the port: verify in software.
+    Unknown,
+    Good,
+    Bad,
+}
+
 /// A packet the pipeline may rewrite, grow at the front, or resize.
 pub trait Frame {
+    /// The port's verdict on the TCP/UDP checksum (DPDK's `RTE_MBUF_F_RX_L4_CKSUM_*`).
+    fn l4_checksum(&self) -> L4Checksum {
+        L4Checksum::Unknown
+    }
     /// The packet bytes.
     fn data(&self) -> &[u8];
     /// The packet bytes, writable.

@@ -158,7 +158,7 @@ fn relay_error(w: &mut Worker, t: &Table, f: &mut impl Frame, at: usize, v6: boo
         ),
     };
     w.counters.icmp_errors_relayed += 1;
-    send_for_conn(w, t, f, L3, v6, &c, dir, None, now_ms, |d| {
+    send_for_conn(w, t, f, L3, v6, &c, dir, None, false, now_ms, |d| {
         translate(d, &inner_lay, inner_src.as_ref().map(|(a, p)| (a, *p)), inner_dst.as_ref().map(|(a, p)| (a, *p)));
         translate(d, &outer_lay, outer_src.as_ref().map(|a| (a, 0)), outer_dst.as_ref().map(|a| (a, 0)));
         let end = d.len();

@@ -4,6 +4,7 @@
 
 use super::{DropReason, Frame, L3, Verdict, Worker};
 use crate::flow::{narrow, widen};
+use crate::neigh::{Claim, Resolution};
 use crate::service::Table;
 use crate::wire::{EtherType, MacAddr, arp, checksum, ethernet, icmpv6, ip_proto, ipv6};
 
@@ -28,19 +29,45 @@ pub(super) fn back_to_sender(t: &Table, f: &mut impl Frame) -> Verdict {
     Verdict::Tx(port)
 }
 
-/// Handles an ARP packet: learn the sender, answer requests for our addresses.
+/// Whether `addr` is one of the LB's own addresses or VIPs.
+fn ours(t: &Table, addr: &[u8; 16], v6: bool) -> bool {
+    t.is_vip(*addr, v6) || t.network.is_own(addr, v6)
+}
+
+/// Handles an ARP packet: answer requests for our addresses, and learn the sender only as the
+/// neighbour table's rules allow (see `neigh`).
 pub(super) fn arp(w: &mut Worker, t: &Table, f: &mut impl Frame, now_ms: u64) -> Verdict {
     let in_port = f.in_port();
     let Ok(a) = arp::Packet::new_checked(&f.data()[L3..]) else {
         return Verdict::Drop(DropReason::ArpMalformed);
     };
-    let (op, smac, sip, tip) = (a.operation(), a.sender_mac(), a.sender_ip(), a.target_ip());
-    let sender = widen(sip);
-    if sip != [0; 4] && !smac.is_multicast() && t.network.on_link(in_port, &sender, false) {
-        w.neigh.insert(&sender, false, smac, in_port, now_ms, false);
+    let (op, smac, sip, tip, tmac) = (a.operation(), a.sender_mac(), a.sender_ip(), a.target_ip(), a.target_mac());
+    if op != arp::OP_REQUEST && op != arp::OP_REPLY {
+        return Verdict::Drop(DropReason::ArpMalformed);
     }
-    let target = widen(tip);
-    if op != arp::OP_REQUEST || !(t.is_vip(target, false) || t.network.is_own(&target, false)) {
+    let eth_src = MacAddr(crate::wire::get_array(f.data(), 6));
+    let (sender, target) = (widen(sip), widen(tip));
+    let for_us = ours(t, &target, false);
+    // A sender that claims our own address, hides behind another Ethernet source, or is not on
+    // this port's link is never learned from.
+    let plausible = sip != [0; 4]
+        && smac == eth_src
+        && !smac.is_multicast()
+        && smac != MacAddr::ZERO
+        && t.network.on_link(in_port, &sender, false)
+        && !ours(t, &sender, false);
+    if plausible {
+        let kind = match op {
+            _ if sip == tip => Claim::Unsolicited,
+            arp::OP_REPLY if for_us && tmac == port_mac(t, in_port) => Claim::Solicited,
+            arp::OP_REQUEST if for_us => Claim::Request,
+            _ => Claim::Unsolicited,
+        };
+        w.neigh.claim(&sender, false, smac, in_port, kind, now_ms);
+    } else if sip != [0; 4] {
+        w.neigh.refuse();
+    }
+    if op != arp::OP_REQUEST || !for_us || sip == tip {
         return Verdict::Consumed;
     }
     let mac = port_mac(t, in_port);
@@ -61,27 +88,26 @@ pub(super) fn nd(w: &mut Worker, t: &Table, f: &mut impl Frame, icmp_at: usize, 
     let in_port = f.in_port();
     let d = f.data();
     let ip = ipv6::Packet::new_unchecked(&d[L3..]);
-    let (src, hop_limit, end) = (ip.src(), ip.hop_limit(), L3 + ip.total_len());
+    let (src, dst, hop_limit, end) = (ip.src(), ip.dst(), ip.hop_limit(), L3 + ip.total_len());
     let Ok(m) = icmpv6::Packet::new_checked(&d[icmp_at..end]) else {
         return Verdict::Drop(DropReason::NdInvalid);
     };
     if hop_limit != 255 || m.code() != 0 {
         return Verdict::Drop(DropReason::NdInvalid);
     }
-    if !m.verify_checksum(checksum::pseudo_v6(
-        src,
-        ip.dst(),
-        ip_proto::ICMPV6,
-        u32::try_from(end - icmp_at).unwrap_or(0),
-    )) {
+    if !m.verify_checksum(checksum::pseudo_v6(src, dst, ip_proto::ICMPV6, u32::try_from(end - icmp_at).unwrap_or(0))) {
         return Verdict::Drop(DropReason::IcmpBadChecksum);
     }
     let target = m.nd_target();
+    let eth_src = MacAddr(crate::wire::get_array(d, 6));
     if m.msg_type() == icmpv6::TYPE_NEIGHBOR_ADVERT {
         return match m.nd_lladdr_option(icmpv6::OPT_TARGET_LLADDR) {
             Ok(Some(mac)) => {
-                if t.network.on_link(in_port, &target, true) {
-                    w.neigh.insert(&target, true, mac, in_port, now_ms, false);
+                // RFC 4861 7.1.2: a solicited advertisement is never multicast.
+                let solicited = m.nd_flags() & icmpv6::NA_FLAG_SOLICITED != 0 && ours(t, &dst, true);
+                let kind = if solicited { Claim::Solicited } else { Claim::Unsolicited };
+                if t.network.on_link(in_port, &target, true) && !ours(t, &target, true) && !mac.is_multicast() {
+                    w.neigh.claim(&target, true, mac, in_port, kind, now_ms);
                 }
                 Verdict::Consumed
             }
@@ -93,11 +119,14 @@ pub(super) fn nd(w: &mut Worker, t: &Table, f: &mut impl Frame, icmp_at: usize, 
         Ok(mac) => mac,
         Err(_) => return Verdict::Drop(DropReason::NdInvalid),
     };
-    if let Some(mac) = source_mac.filter(|_| src != UNSPECIFIED) {
-        w.neigh.insert(&src, true, mac, in_port, now_ms, false);
-    }
-    if !(t.is_vip(target, true) || t.network.is_own(&target, true)) {
+    if !ours(t, &target, true) {
         return Verdict::Consumed;
+    }
+    if let Some(mac) = source_mac.filter(|m| src != UNSPECIFIED && *m == eth_src && !m.is_multicast())
+        && t.network.on_link(in_port, &src, true)
+        && !ours(t, &src, true)
+    {
+        w.neigh.claim(&src, true, mac, in_port, Claim::Request, now_ms);
     }
     // Duplicate address detection (unspecified source) is answered to all nodes, unsolicited.
     let (dst, flags) = if src == UNSPECIFIED {
@@ -146,9 +175,61 @@ fn emit_nd(b: &mut [u8], kind: u8, flags: u32, src: [u8; 16], dst: [u8; 16], tar
     m.fill_checksum(checksum::pseudo_v6(src, dst, ip_proto::ICMPV6, u32::try_from(len).unwrap_or(0)));
 }
 
-/// Addresses the frame to `hop` on `port` and transmits it, or, when the hop's MAC is not
-/// known, turns the frame into an ARP/ND request for it (the original packet is dropped and
-/// counted; requests for one address are rate-limited).
+/// A neighbour probe a worker asks its runtime to send beside the burst it processed: the frame
+/// that triggered it is forwarded, so the probe needs a buffer of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    pub port: u16,
+    pub target: [u8; 16],
+    pub v6: bool,
+    /// Unicast to the MAC in use, or `None` for a broadcast (multicast) request.
+    pub unicast: Option<MacAddr>,
+}
+
+/// Writes `p` as an ARP request or neighbour solicitation into `f` (any buffer with room for
+/// 86 bytes); false when the port has no address of the family to ask from, or no room.
+pub fn write_probe(t: &Table, p: &Probe, f: &mut impl Frame) -> bool {
+    let Some(src) = t.network.address_on(p.port, p.v6) else { return false };
+    write_request(f, port_mac(t, p.port), &src, &p.target, p.v6, p.unicast)
+}
+
+/// Turns `f` into a request for `hop`, from `src` and `mac`: broadcast (solicited-node
+/// multicast) unless `unicast` names the MAC to ask.
+fn write_request(
+    f: &mut impl Frame,
+    mac: MacAddr,
+    src: &[u8; 16],
+    hop: &[u8; 16],
+    v6: bool,
+    unicast: Option<MacAddr>,
+) -> bool {
+    let len = if v6 { L3 + ipv6::HEADER_LEN + icmpv6::ND_LEN + icmpv6::LLADDR_OPT_LEN } else { L3 + arp::LEN };
+    if !f.set_len(len) {
+        return false;
+    }
+    let d = f.data_mut();
+    if v6 {
+        let snm = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, hop[13], hop[14], hop[15]];
+        // RFC 4861 7.2.2: a unicast probe goes to the target address itself.
+        let (eth_dst, ip_dst) = match unicast {
+            Some(m) => (m, *hop),
+            None => (MacAddr::ipv6_multicast(snm), snm),
+        };
+        ethernet::emit(d, eth_dst, mac, EtherType::IPV6);
+        emit_nd(&mut d[L3..], icmpv6::TYPE_NEIGHBOR_SOLICIT, 0, *src, ip_dst, *hop, (icmpv6::OPT_SOURCE_LLADDR, mac));
+    } else {
+        ethernet::emit(d, unicast.unwrap_or(MacAddr::BROADCAST), mac, EtherType::ARP);
+        arp::emit(&mut d[L3..], arp::OP_REQUEST, (mac, narrow(src)), (unicast.unwrap_or(MacAddr::ZERO), narrow(hop)));
+    }
+    true
+}
+
+/// Addresses the frame to `hop` on `port` and transmits it. A stale entry is used while it is
+/// probed (the probe is queued beside the frame). When the hop's MAC is not known, the frame
+/// becomes a broadcast request for it (the packet it carried is dropped and counted; requests
+/// for one address are rate-limited by its INCOMPLETE entry). `confirm` says the connection saw
+/// forward progress from this hop: the entry is confirmed reachable.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn send_via(
     w: &mut Worker,
     t: &Table,
@@ -156,35 +237,34 @@ pub(super) fn send_via(
     port: u16,
     hop: &[u8; 16],
     v6: bool,
+    confirm: bool,
     now_ms: u64,
 ) -> Verdict {
     let mac = port_mac(t, port);
-    if let Some(n) = w.neigh.lookup(hop, v6, now_ms) {
-        set_macs(f.data_mut(), n.mac, mac);
-        return Verdict::Tx(port);
-    }
-    let slot = usize::from(hop[15] ^ hop[3] ^ hop[14].rotate_left(3)) % w.solicits.len();
-    let (last_hop, last_ms) = w.solicits[slot];
-    if last_hop == *hop && last_ms != 0 && now_ms.saturating_sub(last_ms) < w.solicit_interval_ms {
+    let request = match w.neigh.resolve(hop, v6, now_ms) {
+        Resolution::Ready { mac: to, slot, .. } => {
+            if confirm {
+                w.neigh.confirm(slot, to, now_ms);
+            }
+            set_macs(f.data_mut(), to, mac);
+            return Verdict::Tx(port);
+        }
+        Resolution::Probe { mac: to, unicast, .. } => {
+            w.queue_probe(Probe { port, target: *hop, v6, unicast: unicast.then_some(to) });
+            set_macs(f.data_mut(), to, mac);
+            return Verdict::Tx(port);
+        }
+        Resolution::Unresolved { request } => request,
+    };
+    if !request {
         return Verdict::Drop(DropReason::NeighbourUnresolved);
     }
     let Some(src) = t.network.address_on(port, v6) else {
         return Verdict::Drop(DropReason::NoSourceAddress);
     };
-    let len = if v6 { L3 + ipv6::HEADER_LEN + icmpv6::ND_LEN + icmpv6::LLADDR_OPT_LEN } else { L3 + arp::LEN };
-    if !f.set_len(len) {
+    if !write_request(f, mac, &src, hop, v6, None) {
         return Verdict::Drop(DropReason::NoRoom);
     }
-    let d = f.data_mut();
-    if v6 {
-        let snm = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, hop[13], hop[14], hop[15]];
-        ethernet::emit(d, MacAddr::ipv6_multicast(snm), mac, EtherType::IPV6);
-        emit_nd(&mut d[L3..], icmpv6::TYPE_NEIGHBOR_SOLICIT, 0, src, snm, *hop, (icmpv6::OPT_SOURCE_LLADDR, mac));
-    } else {
-        ethernet::emit(d, MacAddr::BROADCAST, mac, EtherType::ARP);
-        arp::emit(&mut d[L3..], arp::OP_REQUEST, (mac, narrow(&src)), (MacAddr::ZERO, narrow(hop)));
-    }
-    w.solicits[slot] = (*hop, now_ms.max(1));
     w.counters.neighbour_requests += 1;
     // The frame leaves as a request, but the packet it carried is lost: count that.
     w.counters.drops[DropReason::NeighbourUnresolved as usize] += 1;

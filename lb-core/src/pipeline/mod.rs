@@ -16,7 +16,8 @@ mod icmp;
 mod l2;
 
 pub use counters::{BackendCounters, Counters, DropReason, ServiceCounters};
-pub use frame::{DATA_ROOM, Frame, HEADROOM, VecFrame};
+pub use frame::{DATA_ROOM, Frame, HEADROOM, L4Checksum, VecFrame};
+pub use l2::{Probe, write_probe};
 
 use crate::conntrack::{ConnTable, Timeouts};
 use crate::frag::FragTable;
@@ -53,10 +54,13 @@ pub struct WorkerConfig {
     pub persist_capacity: usize,
     /// Connection entries visited for expiry per burst.
     pub sweep_budget: usize,
-    /// Least time between two ARP/ND requests for one address.
-    pub solicit_interval_ms: u64,
+    /// Verify TCP/UDP checksums in software before nat and fnat rewrite them (when the port
+    /// gave no verdict of its own).
+    pub verify_l4_checksums: bool,
     pub max_services: usize,
     pub max_backends: usize,
+    /// The shared neighbour table's size and timers (used by whoever creates the table).
+    pub neigh: crate::neigh::NeighParams,
 }
 
 impl Default for WorkerConfig {
@@ -69,14 +73,16 @@ impl Default for WorkerConfig {
             frag_ttl_ms: 2000,
             persist_capacity: 1 << 16,
             sweep_budget: 64,
-            solicit_interval_ms: 1000,
+            verify_l4_checksums: true,
             max_services: 16384,
             max_backends: 65536,
+            neigh: crate::neigh::NeighParams::default(),
         }
     }
 }
 
-const SOLICIT_SLOTS: usize = 64;
+/// Neighbour probes a worker can queue per burst; more wait for the next use of the entry.
+pub const MAX_PROBES: usize = 16;
 
 /// One worker's state. Owned by one thread; never shared.
 pub struct Worker {
@@ -90,8 +96,9 @@ pub struct Worker {
     neigh: Arc<NeighTable>,
     timeouts: Timeouts,
     sweep_budget: usize,
-    solicit_interval_ms: u64,
-    solicits: [([u8; 16], u64); SOLICIT_SLOTS],
+    verify_l4: bool,
+    probes: [Probe; MAX_PROBES],
+    probe_count: usize,
     generation: u64,
 }
 
@@ -110,8 +117,9 @@ impl Worker {
             neigh,
             timeouts: cfg.timeouts,
             sweep_budget: cfg.sweep_budget,
-            solicit_interval_ms: cfg.solicit_interval_ms,
-            solicits: [([0; 16], 0); SOLICIT_SLOTS],
+            verify_l4: cfg.verify_l4_checksums,
+            probes: [Probe { port: 0, target: [0; 16], v6: false, unicast: None }; MAX_PROBES],
+            probe_count: 0,
             generation: 0,
         }
     }
@@ -131,6 +139,23 @@ impl Worker {
         &self.neigh
     }
 
+    /// Queues a neighbour probe for the runtime to send after the burst.
+    fn queue_probe(&mut self, p: Probe) {
+        match self.probes.get_mut(self.probe_count) {
+            Some(slot) => {
+                *slot = p;
+                self.probe_count += 1;
+            }
+            None => self.counters.probes_unsent += 1,
+        }
+    }
+
+    /// The probes queued since the last call (write each with `write_probe` and send it).
+    pub fn take_probes(&mut self) -> &[Probe] {
+        let n = std::mem::take(&mut self.probe_count);
+        &self.probes[..n]
+    }
+
     /// Per-backend connection counts this worker holds.
     pub fn load(&self, backend_id: u32) -> Load {
         self.load.get(backend_id as usize).copied().unwrap_or_default()
@@ -146,7 +171,7 @@ impl Worker {
         })
     }
 
-    fn sync(&mut self, table: &Table, now_ms: u64) {
+    fn sync(&mut self, table: &Table) {
         if table.generation == self.generation {
             return;
         }
@@ -154,7 +179,7 @@ impl Worker {
         // a service's destinations change.
         self.cursors.iter_mut().for_each(|c| *c = Cursor::default());
         for (addr, v6, mac, port) in &table.network.static_neighbours {
-            self.neigh.insert(addr, *v6, *mac, *port, now_ms, true);
+            self.neigh.insert_static(addr, *v6, *mac, *port);
         }
         self.generation = table.generation;
     }
@@ -163,7 +188,7 @@ impl Worker {
 /// Processes a burst: one verdict per frame, in order. `now_ms` is a monotonic clock in
 /// milliseconds read once per burst.
 pub fn process_burst<F: Frame>(w: &mut Worker, table: &Table, frames: &mut [F], verdicts: &mut [Verdict], now_ms: u64) {
-    w.sync(table, now_ms);
+    w.sync(table);
     for (fs, vs) in frames.chunks_mut(WARM_GROUP).zip(verdicts.chunks_mut(WARM_GROUP)) {
         warm(w, fs);
         process_group(w, table, fs, vs, now_ms);

@@ -65,15 +65,16 @@ impl Lab {
         let network = Network::build(&net_model, &[lb_core::wire::MacAddr(LB0), lb_core::wire::MacAddr(LB1)]).unwrap();
         let services: ServicesModel = toml::from_str(SERVICES).unwrap();
         let table = Table::build(&services, network, Limits::default(), None, 0).unwrap();
-        let neigh = Arc::new(lb_core::NeighTable::new(1024, 3_600_000));
+        let neigh =
+            Arc::new(lb_core::NeighTable::new(lb_core::neigh::NeighParams { capacity: 1024, ..Default::default() }));
         for x in 11..=16 {
-            neigh.insert(&lb_core::flow::widen(b4(x)), false, lb_core::wire::MacAddr(backend_mac(x)), 1, 1, true);
+            neigh.insert_static(&lb_core::flow::widen(b4(x)), false, lb_core::wire::MacAddr(backend_mac(x)), 1);
         }
         for x in 0x11..=0x16 {
-            neigh.insert(&b6(x), true, lb_core::wire::MacAddr(backend_mac(x)), 1, 1, true);
+            neigh.insert_static(&b6(x), true, lb_core::wire::MacAddr(backend_mac(x)), 1);
         }
-        neigh.insert(&lb_core::flow::widen(c4(2)), false, lb_core::wire::MacAddr(client_mac(2)), 0, 1, true);
-        neigh.insert(&c6(2), true, lb_core::wire::MacAddr(client_mac(2)), 0, 1, true);
+        neigh.insert_static(&lb_core::flow::widen(c4(2)), false, lb_core::wire::MacAddr(client_mac(2)), 0);
+        neigh.insert_static(&c6(2), true, lb_core::wire::MacAddr(client_mac(2)), 0);
         let worker = Worker::new(cfg, neigh, Steering::Any);
         Lab { table, worker, now_ms: 1_000_000 }
     }
