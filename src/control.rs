@@ -8,7 +8,8 @@ use lb_core::flow::to_ip;
 use lb_core::pipeline::{Counters, DropReason};
 use lb_core::service::{Limits, ServicesModel, Table};
 use lb_ctl::{
-    BackendView, Command, ConnView, MAX_REQUEST, Request, Response, ServiceView, Traffic, VERSION, WorkerView,
+    BackendView, Command, ConnView, MAX_REQUEST, NeighView, Request, Response, ServiceView, Traffic, VERSION,
+    WorkerView,
 };
 use lb_dpdk::runtime::Runtime;
 use lb_dpdk::worker::Control as WorkerControl;
@@ -84,6 +85,8 @@ impl ControlSocket {
             Command::List => Ok(json!(self.list(rt))),
             Command::Stats => Ok(json!(stats(rt))),
             Command::Conns => Ok(json!(conns(rt))),
+            Command::Neigh => Ok(json!(neighbours(rt))),
+            Command::NeighFlush => Ok(json!({ "flushed": rt.neighbours().flush() })),
             Command::Save => Ok(json!(self.model)),
             Command::Zero => {
                 let (done, acks) = lb_dpdk::worker::ack_channel();
@@ -243,6 +246,28 @@ fn conns(rt: &Runtime) -> Vec<ConnView> {
                 expires_s: *left,
                 mode: c.mode,
             }
+        })
+        .collect()
+}
+
+/// The neighbour table, sorted by family and address.
+fn neighbours(rt: &Runtime) -> Vec<NeighView> {
+    let table = rt.table();
+    let mut entries = rt.neighbours().entries(rt.now_ms());
+    entries.sort_by_key(|e| (e.v6, e.addr));
+    entries
+        .iter()
+        .map(|e| NeighView {
+            address: to_ip(e.addr, e.v6),
+            mac: e.mac.to_string(),
+            interface: table
+                .network
+                .ports
+                .get(usize::from(e.port))
+                .map_or_else(|| e.port.to_string(), |p| p.name.clone()),
+            state: e.state.name().into(),
+            age_ms: e.age_ms,
+            probes: e.probes,
         })
         .collect()
 }

@@ -62,6 +62,31 @@ pub fn render(h: &StatsHandle) -> String {
         "counter",
         &mut stats.iter().map(|s| (w(s), s.loops.idle_cycles)),
     );
+    put(
+        "lbd_consumed_total",
+        "Packets absorbed by lbd itself (ARP and ND replies learned or refused).",
+        "counter",
+        &mut stats.iter().map(|s| (w(s), s.counters.consumed)),
+    );
+    put(
+        "lbd_host_packets_total",
+        "Packets for the LB's own addresses that lbd does not serve.",
+        "counter",
+        &mut stats.iter().map(|s| (w(s), s.counters.host_packets)),
+    );
+    put(
+        "lbd_neighbour_requests_total",
+        "Frames turned into ARP or ND requests for an unresolved next hop.",
+        "counter",
+        &mut stats.iter().map(|s| (w(s), s.counters.neighbour_requests)),
+    );
+    let events = h.neighbour_events();
+    put(
+        "lbd_neighbour_events_total",
+        "Neighbour table events: learned, refused, changed, conflict, probe_sent, failed, table_full, confirmed.",
+        "counter",
+        &mut lb_core::neigh::Event::ALL.iter().map(|e| (format!("event=\"{}\"", e.name()), events[*e as usize])),
+    );
     put("lbd_tsc_hz", "TSC frequency.", "gauge", &mut stats.iter().map(|s| (w(s), s.tsc_hz)));
     put("lbd_connections", "Tracked connections.", "gauge", &mut stats.iter().map(|s| (w(s), s.conns as u64)));
     put(

@@ -87,6 +87,10 @@ pub enum Command {
     Stats,
     /// Live connections (like `ipvsadm -Lnc`).
     Conns,
+    /// The neighbour table (like `ip neigh`).
+    Neigh,
+    /// Remove every learned neighbour (static ones stay).
+    NeighFlush,
     /// Zero all counters.
     Zero,
     /// Remove every service.
@@ -161,6 +165,21 @@ pub struct WorkerView {
     pub cycles_per_packet: f64,
     pub connections: usize,
     pub drops: Vec<(String, u64)>,
+}
+
+/// One neighbour in `neigh`, as `ip neigh` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeighView {
+    pub address: IpAddr,
+    /// All zeros while INCOMPLETE.
+    pub mac: String,
+    pub interface: String,
+    /// INCOMPLETE, REACHABLE, STALE, DELAY, PROBE, FAILED or PERMANENT (static).
+    pub state: String,
+    /// Milliseconds since the entry was last confirmed (or created).
+    pub age_ms: u64,
+    /// Probes or requests sent in the current round.
+    pub probes: u8,
 }
 
 /// One connection in `conns`.
@@ -260,6 +279,8 @@ pub fn edit(model: &ServicesModel, cmd: &Command) -> Result<ServicesModel, Strin
         Command::List
         | Command::Stats
         | Command::Conns
+        | Command::Neigh
+        | Command::NeighFlush
         | Command::Zero
         | Command::SetTimeouts { .. }
         | Command::Save => {}

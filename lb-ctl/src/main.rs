@@ -7,7 +7,8 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use lb_core::sched::Kind;
 use lb_core::service::{BackendModel, Mode, Protocol, ServiceModel, ServicesModel};
 use lb_ctl::{
-    BackendEdit, Command, ConnView, Request, Response, ServiceEdit, ServiceId, ServiceView, VERSION, WorkerView,
+    BackendEdit, Command, ConnView, NeighView, Request, Response, ServiceEdit, ServiceId, ServiceView, VERSION,
+    WorkerView,
 };
 use std::io::{BufRead, BufReader, Write};
 
@@ -44,6 +45,12 @@ struct Svc {
     tcp: Option<String>,
     #[arg(short = 'u', long = "udp-service", value_name = "VIP:PORT")]
     udp: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum NeighAction {
+    /// Remove every learned neighbour (static ones stay); they are resolved again on use.
+    Flush,
 }
 
 #[derive(Subcommand)]
@@ -130,6 +137,11 @@ enum Cmd {
     Man,
     /// Live connections, like `ipvsadm -Lnc`.
     Conns,
+    /// The neighbour table, like `ip neigh`; `neigh flush` forgets every learned entry.
+    Neigh {
+        #[command(subcommand)]
+        action: Option<NeighAction>,
+    },
     /// Zero the packet and connection counters.
     Zero,
     /// Remove every service.
@@ -322,6 +334,37 @@ fn run(cli: &Cli) -> Result<(), String> {
                         c.client,
                         c.virtual_address,
                         c.backend
+                    );
+                }
+            }
+            return Ok(());
+        }
+        Cmd::Neigh { action: Some(NeighAction::Flush) } => {
+            let r = call(&cli.socket, Command::NeighFlush)?;
+            if cli.json {
+                out!("{r}");
+            } else {
+                out!("flushed {} neighbour(s)", r.get("flushed").and_then(serde_json::Value::as_u64).unwrap_or(0));
+            }
+            return Ok(());
+        }
+        Cmd::Neigh { action: None } => {
+            let r = call(&cli.socket, Command::Neigh)?;
+            if cli.json {
+                out!("{r}");
+            } else {
+                let ns: Vec<NeighView> = serde_json::from_value(r).map_err(|e| e.to_string())?;
+                // `ip neigh`'s layout: address, device, lladdr, state; then age and probes.
+                for n in ns {
+                    out!(
+                        "{} dev {} lladdr {} {} age {}.{:03}s probes {}",
+                        n.address,
+                        n.interface,
+                        n.mac,
+                        n.state,
+                        n.age_ms / 1000,
+                        n.age_ms % 1000,
+                        n.probes
                     );
                 }
             }

@@ -27,9 +27,15 @@ const RING: usize = 1024;
 pub struct StatsHandle {
     stats: Vec<Arc<Mutex<WorkerStats>>>,
     table: Arc<ArcSwap<Table>>,
+    neigh: Arc<NeighTable>,
 }
 
 impl StatsHandle {
+    /// Neighbour table events counted since start (`lb_core::neigh::Event as usize`).
+    pub fn neighbour_events(&self) -> [u64; lb_core::neigh::Event::COUNT] {
+        self.neigh.events()
+    }
+
     /// A copy of every worker's published statistics.
     pub fn workers(&self) -> Vec<WorkerStats> {
         self.stats.iter().filter_map(|s| s.lock().ok().map(|g| g.clone())).collect()
@@ -51,6 +57,7 @@ pub struct Runtime {
     stats: Vec<Arc<Mutex<WorkerStats>>>,
     control: Vec<crossbeam::channel::Sender<Control>>,
     neigh: Arc<NeighTable>,
+    epoch_tsc: u64,
 }
 
 impl Runtime {
@@ -83,6 +90,7 @@ impl Runtime {
             stats: Vec::new(),
             control: Vec::new(),
             neigh: Arc::clone(&neigh),
+            epoch_tsc: crate::ffi::tsc(),
         };
         for (i, core) in cores.iter().copied().enumerate().take(workers) {
             let q = u16::try_from(i).unwrap_or(0);
@@ -118,6 +126,7 @@ impl Runtime {
                 control: rx,
                 handoff: handoff.clone(),
                 pool: Arc::clone(pool),
+                epoch_tsc: rt.epoch_tsc,
             };
             rt.seen.push(seen);
             rt.stats.push(stats);
@@ -141,6 +150,11 @@ impl Runtime {
     /// The table in force.
     pub fn table(&self) -> Arc<Table> {
         self.table.load_full()
+    }
+
+    /// The workers' clock in milliseconds (the times in the neighbour table).
+    pub fn now_ms(&self) -> u64 {
+        (crate::ffi::tsc() - self.epoch_tsc) / (crate::ffi::tsc_hz() / 1000).max(1)
     }
 
     /// The shared neighbour table.
@@ -190,7 +204,7 @@ impl Runtime {
 
     /// A handle for threads that read statistics.
     pub fn handle(&self) -> StatsHandle {
-        StatsHandle { stats: self.stats.clone(), table: Arc::clone(&self.table) }
+        StatsHandle { stats: self.stats.clone(), table: Arc::clone(&self.table), neigh: Arc::clone(&self.neigh) }
     }
 
     /// Sends a control request to every worker.

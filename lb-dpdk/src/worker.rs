@@ -95,6 +95,9 @@ pub struct WorkerCtx {
     pub handoff: Option<Handoff>,
     /// Where neighbour probes get their buffers.
     pub pool: Arc<MempoolRef>,
+    /// TSC at the runtime's start: every worker's millisecond clock counts from it, so times
+    /// in the shared neighbour table agree.
+    pub epoch_tsc: u64,
 }
 
 /// TX drain interval in microseconds (DPDK l3fwd's BURST_TX_DRAIN_US).
@@ -110,8 +113,8 @@ impl WorkerCtx {
         }
         let hz = ffi::tsc_hz().max(1);
         let drain_tsc = hz / 1_000_000 * DRAIN_US;
-        let start = ffi::tsc();
-        let mut last_drain = start;
+        let start = self.epoch_tsc;
+        let mut last_drain = ffi::tsc();
         let mut last_publish_ms = 0u64;
         let mut loops = LoopCounters::default();
         let mut rx = RxBurst::default();
