@@ -94,6 +94,8 @@ fn run(cfg: &Config) -> Result<(), String> {
             "lbd: warning: no free hugepages (see /proc/meminfo); running with --no-huge, which is slower. Reserve some: echo 512 > /proc/sys/vm/nr_hugepages"
         );
         no_huge = true;
+        // 4 KiB pages hold fewer mbufs than hugepages: check the budget again.
+        cfg.check_memory(true)?;
     }
     let mut cores = vec![cfg.eal.main_core];
     cores.extend(cfg.workers.cores.iter().copied());

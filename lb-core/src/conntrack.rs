@@ -291,6 +291,13 @@ impl ConnTable {
         }
     }
 
+    /// Bytes a table of `capacity` connections allocates at start: entries, index, free list.
+    pub fn memory_bytes(capacity: usize) -> usize {
+        let capacity = capacity.clamp(1, (EMPTY >> 2) as usize);
+        capacity * (std::mem::size_of::<Conn>() + std::mem::size_of::<ConnId>())
+            + (capacity * 4).next_power_of_two() * std::mem::size_of::<Slot>()
+    }
+
     /// Maximum number of connections.
     pub fn capacity(&self) -> usize {
         self.entries.len()

@@ -39,8 +39,11 @@ impl EalArgs {
         for v in &self.vdevs {
             a.push(format!("--vdev={v}"));
         }
+        // Short options take their value as the next argument: getopt would read "-m=256" as
+        // the value "=256", which EAL's atoi turns into 0 (its 64 MiB no-huge default).
         for p in &self.pci {
-            a.push(format!("-a={p}"));
+            a.push("-a".into());
+            a.push(p.clone());
         }
         if self.pci.is_empty() && !self.vdevs.is_empty() {
             // Only the configured virtual devices: do not grab PCI NICs on the host.
@@ -52,7 +55,8 @@ impl EalArgs {
             a.push("--in-memory".into());
         }
         if let Some(m) = self.memory_mb {
-            a.push(format!("-m={m}"));
+            a.push("-m".into());
+            a.push(m.to_string());
         }
         a.extend(self.extra.iter().cloned());
         a
@@ -114,7 +118,7 @@ mod tests {
         };
         assert_eq!(
             a.to_args(),
-            ["lbd", "--file-prefix=t1", "-l", "1,0", "--vdev=net_null0", "--no-pci", "--no-huge", "-m=256"]
+            ["lbd", "--file-prefix=t1", "-l", "1,0", "--vdev=net_null0", "--no-pci", "--no-huge", "-m", "256"]
         );
         let b = EalArgs {
             file_prefix: "t2".into(),
