@@ -147,6 +147,7 @@ fn run(cfg: &Config) -> Result<(), String> {
         embryonic_limit: cfg.conntrack.embryonic_limit,
         timeouts: cfg.timeouts,
         verify_l4_checksums: cfg.checksum.verify_l4,
+        synproxy_secret: random_u64(),
         neigh: cfg.neighbours,
         ..Default::default()
     };
@@ -222,6 +223,15 @@ fn run(cfg: &Config) -> Result<(), String> {
     // EAL's runtime directory for this prefix (its multi-process socket and config files).
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", cfg.eal.file_prefix));
     Ok(())
+}
+
+/// 64 random bits from the OS (std seeds `RandomState` from getrandom): the SYN proxy's
+/// cookie key, new at every start.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id().into());
+    h.finish()
 }
 
 /// Deletes this process's hugepage files (named after its file prefix), which keep the pages

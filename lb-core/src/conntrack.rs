@@ -224,6 +224,26 @@ pub struct Conn {
     pub acked: [u32; 2],
     /// `PROGRESS_*` bits: a side acknowledged new data since the LB last sent toward it.
     pub progress: u8,
+    /// Whether lbd completed the client's handshake itself (SYN proxy).
+    pub synproxy: SynProxy,
+    /// SYN proxy: lbd's initial sequence number (the cookie) while `Pending`; once `Active`,
+    /// the backend's initial sequence number minus the cookie.
+    pub seq_delta: u32,
+    /// SYN proxy: the client's initial sequence number.
+    pub client_isn: u32,
+}
+
+/// A connection's SYN proxy state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum SynProxy {
+    /// Not proxied.
+    #[default]
+    Off,
+    /// The client completed its handshake with lbd; the backend's SYN-ACK is awaited.
+    Pending,
+    /// Both handshakes done; sequence numbers are translated.
+    Active,
 }
 
 /// The client acknowledged new data: its next hop is reachable.

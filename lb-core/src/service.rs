@@ -141,6 +141,10 @@ pub struct ServiceModel {
     /// Hash the client port too (sh and mh), like IPVS's sh-port / mh-port flags.
     #[serde(default)]
     pub hash_ports: bool,
+    /// Answer SYNs with SYN cookies and open the backend connection only for a valid ACK
+    /// (DPVS's synproxy): TCP services with nat or fnat backends.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub synproxy: bool,
     #[serde(default, rename = "backend")]
     pub backends: Vec<BackendModel>,
 }
@@ -204,6 +208,7 @@ pub struct Service {
     pub weights: Vec<u32>,
     pub persistence_ms: u64,
     pub hash_ports: bool,
+    pub synproxy: bool,
     pub model: ServiceModel,
 }
 
@@ -303,6 +308,9 @@ impl Table {
             if sm.vip.is_unspecified() || sm.vip.is_multicast() {
                 return Err(ModelError(format!("{}: {} is not a unicast address", at("vip"), sm.vip)));
             }
+            if sm.synproxy && sm.protocol != Protocol::Tcp {
+                return Err(ModelError(format!("{}: SYN proxy is for TCP services", at("synproxy"))));
+            }
             if sm.kind_needs_maglev() && (!sched::mh::is_prime(sm.maglev_size) || sm.maglev_size > sched::mh::MAX_SIZE)
             {
                 return Err(ModelError(format!(
@@ -353,6 +361,13 @@ impl Table {
                         bat("mode")
                     )));
                 }
+                if sm.synproxy && !bm.mode.sees_replies() {
+                    return Err(ModelError(format!(
+                        "{}: synproxy translates sequence numbers in both directions, so it needs nat or fnat backends, not {}",
+                        bat("mode"),
+                        bm.mode.name()
+                    )));
+                }
                 if bm.gue_port.is_some() && bm.mode != Mode::Gue {
                     return Err(ModelError(format!("{}: only gue backends take a gue_port", bat("gue_port"))));
                 }
@@ -393,6 +408,7 @@ impl Table {
                 weights,
                 persistence_ms: u64::from(sm.persistence) * 1000,
                 hash_ports: sm.hash_ports,
+                synproxy: sm.synproxy,
                 model: sm.clone(),
             });
         }

@@ -109,6 +109,7 @@ pub fn parse_save(text: &str) -> Result<ServicesModel, String> {
                 persistence,
                 maglev_size: lb_core::sched::mh::DEFAULT_SIZE,
                 hash_ports,
+                synproxy: false,
                 backends: vec![],
             }),
             "-a" | "--add-server" => {

@@ -43,6 +43,8 @@ pub struct ServiceEdit {
     pub scheduler: Option<Kind>,
     pub persistence: Option<u32>,
     pub maglev_size: Option<u32>,
+    #[serde(default)]
+    pub synproxy: Option<bool>,
 }
 
 /// Fields a backend edit may change.
@@ -234,6 +236,9 @@ pub fn edit(model: &ServicesModel, cmd: &Command) -> Result<ServicesModel, Strin
             if let Some(z) = edit.maglev_size {
                 s.maglev_size = z;
             }
+            if let Some(on) = edit.synproxy {
+                s.synproxy = on;
+            }
         }
         Command::DelService { id } => {
             let i = need(&m, id)?;
@@ -312,8 +317,8 @@ pub fn diff(old: &ServicesModel, new: &ServicesModel) -> Diff {
                 }
             }
             Some(o) => {
-                if (o.scheduler, o.persistence, o.maglev_size, o.hash_ports)
-                    != (s.scheduler, s.persistence, s.maglev_size, s.hash_ports)
+                if (o.scheduler, o.persistence, o.maglev_size, o.hash_ports, o.synproxy)
+                    != (s.scheduler, s.persistence, s.maglev_size, s.hash_ports, s.synproxy)
                 {
                     lines.push(format!("~ service {} {} -> {}", id(s), o.scheduler.name(), s.scheduler.name()));
                 }

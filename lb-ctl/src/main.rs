@@ -70,6 +70,10 @@ enum Cmd {
         /// sh/mh also hash the client port.
         #[arg(long)]
         hash_ports: bool,
+        /// Answer SYNs with SYN cookies; open the backend connection only for a valid ACK
+        /// (TCP, nat and fnat backends).
+        #[arg(long)]
+        synproxy: bool,
     },
     /// Change a service's scheduler, persistence or Maglev size.
     EditService {
@@ -81,6 +85,9 @@ enum Cmd {
         persistent: Option<u32>,
         #[arg(long)]
         maglev_size: Option<u32>,
+        /// Turn the SYN proxy on or off.
+        #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+        synproxy: Option<bool>,
     },
     /// Delete a service (its live connections are dropped with it).
     DelService {
@@ -222,8 +229,17 @@ fn call(socket: &PathBuf, command: Command) -> Result<serde_json::Value, String>
     if r.ok { Ok(r.result) } else { Err(r.error.unwrap_or_else(|| "refused".into())) }
 }
 
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("'{s}': expected on or off")),
+    }
+}
+
 fn service_model(id: ServiceId, scheduler: Kind, persistence: u32, maglev_size: u32, hash_ports: bool) -> ServiceModel {
     ServiceModel {
+        synproxy: false,
         vip: id.vip,
         port: id.port,
         protocol: id.protocol,
@@ -237,15 +253,19 @@ fn service_model(id: ServiceId, scheduler: Kind, persistence: u32, maglev_size: 
 
 fn run(cli: &Cli) -> Result<(), String> {
     let command = match &cli.cmd {
-        Cmd::AddService { svc, scheduler, persistent, maglev_size, hash_ports } => Command::AddService {
-            service: service_model(service_id(svc)?, scheduler.parse()?, *persistent, *maglev_size, *hash_ports),
+        Cmd::AddService { svc, scheduler, persistent, maglev_size, hash_ports, synproxy } => Command::AddService {
+            service: ServiceModel {
+                synproxy: *synproxy,
+                ..service_model(service_id(svc)?, scheduler.parse()?, *persistent, *maglev_size, *hash_ports)
+            },
         },
-        Cmd::EditService { svc, scheduler, persistent, maglev_size } => Command::EditService {
+        Cmd::EditService { svc, scheduler, persistent, maglev_size, synproxy } => Command::EditService {
             id: service_id(svc)?,
             edit: ServiceEdit {
                 scheduler: scheduler.as_deref().map(str::parse).transpose()?,
                 persistence: *persistent,
                 maglev_size: *maglev_size,
+                synproxy: *synproxy,
             },
         },
         Cmd::DelService { svc } => Command::DelService { id: service_id(svc)? },
@@ -503,6 +523,9 @@ fn print_list(views: &[ServiceView], stats: bool, rate: bool) {
             }
             if s.hash_ports {
                 flags.push_str(if flags.is_empty() { "hash-ports" } else { " hash-ports" });
+            }
+            if s.synproxy {
+                flags.push_str(if flags.is_empty() { "synproxy" } else { " synproxy" });
             }
             out!("{proto}  {} {} {flags}", endpoint(s.vip, s.port), s.scheduler.name());
         }

@@ -34,6 +34,9 @@ pub struct LoopCounters {
     pub handoff_dropped: u64,
     /// Neighbour probes not sent for want of an mbuf.
     pub probe_alloc_failed: u64,
+    /// SYN proxy segments freed because the park was full / they waited too long.
+    pub park_dropped: u64,
+    pub park_expired: u64,
 }
 
 /// What a worker publishes for the control plane (copied every few milliseconds).
@@ -100,6 +103,18 @@ pub struct WorkerCtx {
     pub epoch_tsc: u64,
 }
 
+/// Segments a worker holds for SYN proxy connections awaiting their backend.
+const PARK_SLOTS: usize = 256;
+/// How long a parked segment waits before it is freed (the client retransmits it).
+const PARK_MS: u64 = 1000;
+
+/// A segment held until its connection is released.
+struct Parked {
+    conn: lb_core::conntrack::ConnId,
+    since_ms: u64,
+    m: Mbuf,
+}
+
 /// TX drain interval in microseconds (DPDK l3fwd's BURST_TX_DRAIN_US).
 const DRAIN_US: u64 = 100;
 /// Stats are published this often.
@@ -122,6 +137,7 @@ impl WorkerCtx {
         let cap = BURST * (self.rx.len() + self.workers.max(1));
         let mut batch: Vec<Mbuf> = Vec::with_capacity(cap);
         let mut verdicts: Vec<Verdict> = vec![Verdict::Consumed; cap];
+        let mut parked: Vec<Parked> = Vec::with_capacity(PARK_SLOTS);
         let mut turn = 0u64;
         while !self.stop.load(Ordering::Relaxed) {
             let t0 = ffi::tsc();
@@ -163,16 +179,33 @@ impl WorkerCtx {
             if got == 0 {
                 self.worker.expire(now_ms);
             } else {
-                let n = batch.len();
-                process_burst(&mut self.worker, &table, &mut batch, &mut verdicts[..n], now_ms);
-                for (m, v) in batch.drain(..).zip(verdicts.iter()) {
-                    if let Verdict::Tx(p) = *v
-                        && let Some(tx) = self.tx.get_mut(usize::from(p))
-                        && let Some(f) = tx.push(m)
-                    {
-                        loops.tx_refused += f.dropped as u64;
+                // A second pass takes the segments parked for connections the first released.
+                for pass in 0..2 {
+                    let n = batch.len();
+                    if n == 0 {
+                        break;
                     }
-                    // Every other verdict frees the mbuf here (drop reasons were counted).
+                    process_burst(&mut self.worker, &table, &mut batch, &mut verdicts[..n], now_ms);
+                    for (m, v) in batch.drain(..).zip(verdicts.iter()) {
+                        match *v {
+                            Verdict::Tx(p) => {
+                                if let Some(tx) = self.tx.get_mut(usize::from(p))
+                                    && let Some(f) = tx.push(m)
+                                {
+                                    loops.tx_refused += f.dropped as u64;
+                                }
+                            }
+                            Verdict::Park(conn) if parked.len() < PARK_SLOTS => {
+                                parked.push(Parked { conn, since_ms: now_ms, m });
+                            }
+                            Verdict::Park(_) => loops.park_dropped += 1,
+                            // Every other verdict frees the mbuf here (drop reasons were counted).
+                            _ => {}
+                        }
+                    }
+                    if pass == 0 {
+                        self.unpark(&mut parked, &mut batch);
+                    }
                 }
                 self.send_probes(&table, &mut loops);
             }
@@ -195,6 +228,10 @@ impl WorkerCtx {
                 loops.idle_turns += 1;
             }
             if turn.is_multiple_of(16) {
+                // Segments whose connection never completed its handshake are given up.
+                let before = parked.len();
+                parked.retain(|p| now_ms.saturating_sub(p.since_ms) < PARK_MS);
+                loops.park_expired += (before - parked.len()) as u64;
                 while let Ok(c) = self.control.try_recv() {
                     self.serve(c, now_ms, &loops, hz);
                 }
@@ -208,6 +245,25 @@ impl WorkerCtx {
             loops.tx_refused += tx.flush().dropped as u64;
         }
         self.publish(&loops, hz);
+    }
+
+    /// Moves the segments parked for connections released by the last pass into `batch`, in
+    /// the order they arrived.
+    fn unpark(&mut self, parked: &mut Vec<Parked>, batch: &mut Vec<Mbuf>) {
+        let released = self.worker.take_released();
+        if released.is_empty() || parked.is_empty() {
+            return;
+        }
+        // Never beyond the batch's reserved capacity: the hot loop does not allocate.
+        let limit = batch.capacity();
+        let mut i = 0;
+        while i < parked.len() && batch.len() < limit {
+            if released.contains(&parked[i].conn) {
+                batch.push(parked.remove(i).m);
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// Sends the neighbour probes the burst queued (a stale entry in use is probed while its

@@ -62,10 +62,12 @@ pub enum DropReason {
     L4BadChecksum,
     /// A TCP flag combination no stack sends (SYN+FIN, SYN+RST, none, FIN without ACK...).
     TcpBadFlags,
+    /// An ACK to a SYN proxy service whose cookie is forged or expired.
+    SynproxyBadCookie,
 }
 
 impl DropReason {
-    pub const COUNT: usize = DropReason::TcpBadFlags as usize + 1;
+    pub const COUNT: usize = DropReason::SynproxyBadCookie as usize + 1;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::UnknownPort,
         DropReason::L2Truncated,
@@ -100,6 +102,7 @@ impl DropReason {
         DropReason::NoSourceAddress,
         DropReason::L4BadChecksum,
         DropReason::TcpBadFlags,
+        DropReason::SynproxyBadCookie,
     ];
 
     /// Snake-case name for metrics and `lbctl stats`.
@@ -138,6 +141,7 @@ impl DropReason {
             DropReason::NoSourceAddress => "no_source_address",
             DropReason::L4BadChecksum => "l4_bad_checksum",
             DropReason::TcpBadFlags => "tcp_bad_flags",
+            DropReason::SynproxyBadCookie => "synproxy_bad_cookie",
         }
     }
 }
@@ -173,6 +177,12 @@ pub struct Counters {
     pub neighbour_requests: u64,
     /// Neighbour probes not sent because the burst's probe queue was full.
     pub probes_unsent: u64,
+    /// Client segments held while the SYN proxy waited for the backend.
+    pub parked: u64,
+    /// ACKs with a valid cookie: connections the SYN proxy opened.
+    pub synproxy_accepted: u64,
+    /// SYNs answered with a cookie by the SYN proxy.
+    pub synproxy_cookies: u64,
     pub conns_created: u64,
     pub conns_expired: u64,
     /// New flows forwarded without an entry because the table or the embryonic cap was full.
@@ -199,6 +209,9 @@ impl Counters {
             too_big_sent: 0,
             neighbour_requests: 0,
             probes_unsent: 0,
+            parked: 0,
+            synproxy_accepted: 0,
+            synproxy_cookies: 0,
             conns_created: 0,
             conns_expired: 0,
             stateless: 0,
@@ -230,6 +243,9 @@ impl Counters {
         self.too_big_sent += o.too_big_sent;
         self.neighbour_requests += o.neighbour_requests;
         self.probes_unsent += o.probes_unsent;
+        self.parked += o.parked;
+        self.synproxy_accepted += o.synproxy_accepted;
+        self.synproxy_cookies += o.synproxy_cookies;
         self.conns_created += o.conns_created;
         self.conns_expired += o.conns_expired;
         self.stateless += o.stateless;

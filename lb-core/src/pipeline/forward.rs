@@ -1,8 +1,8 @@
 //! TCP and UDP: connection lookup, scheduling of new flows, per-mode rewrite and delivery.
 
-use super::{DropReason, Frame, L4Checksum, Verdict, Worker, l2, not_served};
+use super::{DropReason, Frame, L4Checksum, Verdict, Worker, l2, not_served, synproxy};
 use crate::conntrack::{
-    Conn, ConnId, Dir, InsertError, PROGRESS_BACKEND, PROGRESS_CLIENT, TcpEvent, TcpState, tcp_transition,
+    Conn, ConnId, Dir, InsertError, PROGRESS_BACKEND, PROGRESS_CLIENT, SynProxy, TcpEvent, TcpState, tcp_transition,
 };
 use crate::flow::{FlowKey, fast_hash, hash_bytes, widen};
 use crate::frag::FragKey;
@@ -13,6 +13,7 @@ use crate::wire::encap::{Endpoints, OuterFields};
 use crate::wire::{Error as WireError, checksum, get_array, get_u16, get_u32, ip_proto, tcp, udp};
 
 /// What the IP layer found.
+#[derive(Clone, Copy)]
 pub(super) struct Ip {
     pub l3: usize,
     pub l4: usize,
@@ -87,7 +88,7 @@ fn valid_tcp_flags(flags: u8) -> bool {
 /// True when the TCP/UDP checksum holds, or cannot be checked here (a fragment: the checksum
 /// covers the whole datagram), or the port checked it, or verification is off. A UDP/IPv4
 /// checksum of zero means none was computed; in UDP/IPv6 it is invalid (RFC 8200 8.1).
-fn l4_checksum_ok(f: &impl Frame, ip: &Ip, verify: bool) -> bool {
+pub(super) fn l4_checksum_ok(f: &impl Frame, ip: &Ip, verify: bool) -> bool {
     if ip.fragment.is_some() {
         return true;
     }
@@ -198,6 +199,19 @@ fn established(
     if rewrites_l4(c.mode) && !l4_checksum_ok(f, ip, w.verify_l4) {
         return Verdict::Drop(DropReason::L4BadChecksum);
     }
+    if c.synproxy != SynProxy::Off && ip.proto == ip_proto::TCP && lay.l4_present {
+        let syn_ack = tcp::flags::SYN | tcp::flags::ACK;
+        match (c.synproxy, dir) {
+            // The client's segments wait for the backend's handshake.
+            (SynProxy::Pending, Dir::Orig) => return Verdict::Park(id),
+            (_, Dir::Reply) if flags & syn_ack == syn_ack => return synproxy::backend_synack(w, t, f, ip, id, now_ms),
+            (SynProxy::Pending, Dir::Reply) if flags & tcp::flags::RST != 0 => {
+                synproxy::pending_reset(f.data_mut(), lay, &c);
+            }
+            (SynProxy::Pending, Dir::Reply) => return Verdict::Drop(DropReason::NoConnection),
+            _ => {}
+        }
+    }
     // The neighbour this packet goes to is confirmed when the connection saw it acknowledge
     // new data (forward progress, as TCP confirms Linux's neighbours).
     let toward = if dir == Dir::Orig { PROGRESS_BACKEND } else { PROGRESS_CLIENT };
@@ -219,12 +233,7 @@ fn established(
         && let Some(ev) = TcpEvent::from_flags(flags)
     {
         let next = tcp_transition(c.state, ev, dir, c.mode);
-        if next != c.state {
-            unload(&mut w.load, &c);
-            w.conns.set_state(id, next);
-            c.state = next;
-            add_load(&mut w.load, &c);
-        }
+        move_state(w, id, &mut c, next);
     }
     {
         let expires_ms = now_ms + timeout_ms(w, &c);
@@ -235,6 +244,17 @@ fn established(
     }
     count(w, &c, dir, f.data().len());
     deliver(w, t, f, ip, lay, &c, dir, confirm, now_ms)
+}
+
+/// Moves connection `id` (whose copy is `c`) to TCP state `next`, keeping its backend's
+/// active/inactive load right.
+pub(super) fn move_state(w: &mut Worker, id: ConnId, c: &mut Conn, next: TcpState) {
+    if next != c.state {
+        unload(&mut w.load, c);
+        w.conns.set_state(id, next);
+        c.state = next;
+        add_load(&mut w.load, c);
+    }
 }
 
 fn count(w: &mut Worker, c: &Conn, dir: Dir, bytes: usize) {
@@ -307,6 +327,13 @@ fn new_flow(
         return stateless_nat_reply(w, t, f, ip, lay, key, now_ms).unwrap_or_else(|| not_served(t, &key.dst, key.v6));
     };
     let event = TcpEvent::from_flags(flags);
+    if svc.synproxy && key.proto == ip_proto::TCP {
+        return match flags & (tcp::flags::SYN | tcp::flags::ACK | tcp::flags::RST) {
+            tcp::flags::SYN => synproxy::answer_syn(w, t, f, ip, key, now_ms),
+            tcp::flags::ACK => proxied_flow(w, t, f, ip, key, now_ms),
+            _ => Verdict::Drop(DropReason::NoConnection),
+        };
+    }
     if key.proto == ip_proto::TCP
         && (flags & tcp::flags::RST != 0 || (event != Some(TcpEvent::Syn) && !svc.kind.is_hashing()))
     {
@@ -317,19 +344,41 @@ fn new_flow(
     let Some(bi) = choose(w, svc, key, now_ms) else {
         return Verdict::Drop(DropReason::NoBackend);
     };
-    let b = svc.backends[bi];
-    if rewrites_l4(b.mode) && !l4_checksum_ok(f, ip, w.verify_l4) {
+    if rewrites_l4(svc.backends[bi].mode) && !l4_checksum_ok(f, ip, w.verify_l4) {
         return Verdict::Drop(DropReason::L4BadChecksum);
     }
-    let mut c = Conn {
-        orig: *key,
-        backend_id: b.id,
-        service_id: svc.id,
-        mode: b.mode,
-        tunnel_port: b.tunnel_port,
-        reply_indexed: b.mode.sees_replies(),
-        ..Default::default()
-    };
+    let mut c = Conn::default();
+    if key.proto == ip_proto::TCP {
+        c.state = tcp_transition(TcpState::None, event.unwrap_or(TcpEvent::Ack), Dir::Orig, svc.backends[bi].mode);
+    }
+    if let Err(v) = open(w, t, svc, bi, key, &mut c, now_ms, true) {
+        return v;
+    }
+    count(w, &c, Dir::Orig, f.data().len());
+    deliver(w, t, f, ip, lay, &c, Dir::Orig, false, now_ms)
+}
+
+/// Fills in a new connection `c` of `svc` to backend `bi` (reply key, full-NAT local address
+/// and port, timeout) and tracks it. A full table turns into a stateless decision when
+/// `stateless_ok` and the mode allows it (nat, dr, tun, gue), else into a drop.
+#[allow(clippy::too_many_arguments)]
+fn open(
+    w: &mut Worker,
+    t: &Table,
+    svc: &Service,
+    bi: usize,
+    key: &FlowKey,
+    c: &mut Conn,
+    now_ms: u64,
+    stateless_ok: bool,
+) -> Result<Option<ConnId>, Verdict> {
+    let b = svc.backends[bi];
+    c.orig = *key;
+    c.backend_id = b.id;
+    c.service_id = svc.id;
+    c.mode = b.mode;
+    c.tunnel_port = b.tunnel_port;
+    c.reply_indexed = b.mode.sees_replies();
     // A port-zero service forwards every port unchanged.
     let backend_port = if svc.key.port == 0 { key.dst_port } else { b.port };
     c.reply = match b.mode {
@@ -345,13 +394,13 @@ fn new_flow(
             let locals = t.network.local_addresses(b.v6);
             let Some(local) = locals.get(usize::try_from(fast_hash(key, 0) % locals.len().max(1) as u64).unwrap_or(0))
             else {
-                return Verdict::Drop(DropReason::NoSourceAddress);
+                return Err(Verdict::Drop(DropReason::NoSourceAddress));
             };
             let mut r =
                 FlowKey { src: b.addr, dst: *local, src_port: backend_port, dst_port: 0, proto: key.proto, v6: b.v6 };
             match w.lports.choose(&r, &w.conns) {
                 Some(p) => r.dst_port = p,
-                None => return Verdict::Drop(DropReason::LocalPortsExhausted),
+                None => return Err(Verdict::Drop(DropReason::LocalPortsExhausted)),
             }
             r
         }
@@ -359,32 +408,52 @@ fn new_flow(
             FlowKey { src: b.addr, src_port: backend_port, proto: key.proto, v6: b.v6, ..Default::default() }
         }
     };
-    if key.proto == ip_proto::TCP {
-        c.state = tcp_transition(TcpState::None, event.unwrap_or(TcpEvent::Ack), Dir::Orig, b.mode);
-    }
-    c.expires_ms = now_ms + timeout_ms(w, &c);
-    match w.conns.insert(c) {
-        Ok(_) => {
+    c.expires_ms = now_ms + timeout_ms(w, c);
+    match w.conns.insert(*c) {
+        Ok(id) => {
             w.counters.conns_created += 1;
-            add_load(&mut w.load, &c);
+            add_load(&mut w.load, c);
             if let Some(s) = w.counters.services.get_mut(c.service_id as usize) {
                 s.conns += 1;
             }
             if let Some(s) = w.counters.backends.get_mut(c.backend_id as usize) {
                 s.conns += 1;
             }
+            Ok(Some(id))
         }
-        Err(InsertError::Exists) => return Verdict::Drop(DropReason::ConntrackCollision),
+        Err(InsertError::Exists) => Err(Verdict::Drop(DropReason::ConntrackCollision)),
         Err(InsertError::Full | InsertError::EmbryonicLimit) => {
-            if b.mode == Mode::Fnat {
-                // Without an entry a full-NAT reply cannot find its client.
-                return Verdict::Drop(DropReason::ConntrackFull);
+            if b.mode == Mode::Fnat || !stateless_ok {
+                // Without an entry a full-NAT reply cannot find its client (nor a proxied one
+                // its sequence offset).
+                return Err(Verdict::Drop(DropReason::ConntrackFull));
             }
             w.counters.stateless += 1;
+            Ok(None)
         }
     }
-    count(w, &c, Dir::Orig, f.data().len());
-    deliver(w, t, f, ip, lay, &c, Dir::Orig, false, now_ms)
+}
+
+/// The ACK that completes a SYN proxy handshake: a valid cookie opens the connection and
+/// becomes the backend's SYN.
+fn proxied_flow(w: &mut Worker, t: &Table, f: &mut impl Frame, ip: &Ip, key: &FlowKey, now_ms: u64) -> Verdict {
+    let Some(svc) = t.lookup(key.dst, key.v6, key.dst_port, key.proto) else {
+        return Verdict::Drop(DropReason::NoService);
+    };
+    let opened = synproxy::accept_ack(w, f, ip, key, now_ms, |w, c| {
+        let Some(bi) = choose(w, svc, key, now_ms) else {
+            return Err(Verdict::Drop(DropReason::NoBackend));
+        };
+        c.state = TcpState::SynRecv;
+        open(w, t, svc, bi, key, c, now_ms, false)?.ok_or(Verdict::Drop(DropReason::ConntrackFull))
+    });
+    match opened {
+        Ok((c, ip2, lay2)) => {
+            count(w, &c, Dir::Orig, f.data().len());
+            deliver(w, t, f, &ip2, &lay2, &c, Dir::Orig, false, now_ms)
+        }
+        Err(v) => v,
+    }
 }
 
 /// A NAT reply with no entry (table was full, or the LB restarted): when the source is a
@@ -435,16 +504,21 @@ fn deliver(
     now_ms: u64,
 ) -> Verdict {
     let size = Some((ip.total, ip.dont_frag));
-    send_for_conn(w, t, f, lay.l3, ip.v6, c, dir, size, confirm, now_ms, |d| match (dir, c.mode) {
-        (Dir::Orig, Mode::Nat) => translate(d, lay, None, Some((&c.reply.src, c.reply.src_port))),
-        (Dir::Orig, Mode::Fnat) => {
-            translate(d, lay, Some((&c.reply.dst, c.reply.dst_port)), Some((&c.reply.src, c.reply.src_port)))
+    send_for_conn(w, t, f, lay.l3, ip.v6, c, dir, size, confirm, now_ms, |d| {
+        match (dir, c.mode) {
+            (Dir::Orig, Mode::Nat) => translate(d, lay, None, Some((&c.reply.src, c.reply.src_port))),
+            (Dir::Orig, Mode::Fnat) => {
+                translate(d, lay, Some((&c.reply.dst, c.reply.dst_port)), Some((&c.reply.src, c.reply.src_port)))
+            }
+            (Dir::Reply, Mode::Nat) => translate(d, lay, Some((&c.orig.dst, c.orig.dst_port)), None),
+            (Dir::Reply, Mode::Fnat) => {
+                translate(d, lay, Some((&c.orig.dst, c.orig.dst_port)), Some((&c.orig.src, c.orig.src_port)))
+            }
+            _ => {}
         }
-        (Dir::Reply, Mode::Nat) => translate(d, lay, Some((&c.orig.dst, c.orig.dst_port)), None),
-        (Dir::Reply, Mode::Fnat) => {
-            translate(d, lay, Some((&c.orig.dst, c.orig.dst_port)), Some((&c.orig.src, c.orig.src_port)))
+        if c.synproxy == SynProxy::Active {
+            synproxy::translate_seq(d, lay, c, dir);
         }
-        _ => {}
     })
 }
 

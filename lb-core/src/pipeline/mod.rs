@@ -14,10 +14,12 @@ mod forward;
 mod frame;
 mod icmp;
 mod l2;
+mod synproxy;
 
 pub use counters::{BackendCounters, Counters, DropReason, ServiceCounters};
 pub use frame::{DATA_ROOM, Frame, HEADROOM, L4Checksum, VecFrame};
 pub use l2::{Probe, write_probe};
+pub use synproxy::{check_cookie, make_cookie};
 
 use crate::conntrack::{ConnTable, Timeouts};
 use crate::frag::FragTable;
@@ -40,6 +42,10 @@ pub enum Verdict {
     Host,
     /// Absorbed (an ARP or ND reply that was learned); free it.
     Consumed,
+    /// Hold the frame until connection `ConnId` is released (`Worker::take_released`), then
+    /// process it again; free it if that takes too long. The SYN proxy parks a client's segments
+    /// while the backend's handshake is still under way.
+    Park(crate::conntrack::ConnId),
 }
 
 /// Sizes and timers of a worker, fixed at start.
@@ -61,6 +67,8 @@ pub struct WorkerConfig {
     pub max_backends: usize,
     /// The shared neighbour table's size and timers (used by whoever creates the table).
     pub neigh: crate::neigh::NeighParams,
+    /// Key of the SYN proxy's cookies (random per lbd process).
+    pub synproxy_secret: u64,
 }
 
 impl Default for WorkerConfig {
@@ -77,12 +85,15 @@ impl Default for WorkerConfig {
             max_services: 16384,
             max_backends: 65536,
             neigh: crate::neigh::NeighParams::default(),
+            synproxy_secret: 0x5359_4e43_4f4f_4b49,
         }
     }
 }
 
 /// Neighbour probes a worker can queue per burst; more wait for the next use of the entry.
 pub const MAX_PROBES: usize = 16;
+/// Connections a burst can release (SYN proxy handshakes completed).
+pub const MAX_RELEASED: usize = 32;
 
 /// One worker's state. Owned by one thread; never shared.
 pub struct Worker {
@@ -99,6 +110,9 @@ pub struct Worker {
     verify_l4: bool,
     probes: [Probe; MAX_PROBES],
     probe_count: usize,
+    synproxy_secret: u64,
+    released: [crate::conntrack::ConnId; MAX_RELEASED],
+    released_count: usize,
     generation: u64,
 }
 
@@ -120,6 +134,9 @@ impl Worker {
             verify_l4: cfg.verify_l4_checksums,
             probes: [Probe { port: 0, target: [0; 16], v6: false, unicast: None }; MAX_PROBES],
             probe_count: 0,
+            synproxy_secret: cfg.synproxy_secret,
+            released: [0; MAX_RELEASED],
+            released_count: 0,
             generation: 0,
         }
     }
@@ -154,6 +171,21 @@ impl Worker {
     pub fn take_probes(&mut self) -> &[Probe] {
         let n = std::mem::take(&mut self.probe_count);
         &self.probes[..n]
+    }
+
+    /// Notes that connection `id` no longer parks its packets.
+    fn release(&mut self, id: crate::conntrack::ConnId) {
+        if let Some(slot) = self.released.get_mut(self.released_count) {
+            *slot = id;
+            self.released_count += 1;
+        }
+        // Beyond the limit, its parked packets age out and the client retransmits them.
+    }
+
+    /// Connections released since the last call: process the frames parked for them again.
+    pub fn take_released(&mut self) -> &[crate::conntrack::ConnId] {
+        let n = std::mem::take(&mut self.released_count);
+        &self.released[..n]
     }
 
     /// Per-backend connection counts this worker holds.
@@ -235,6 +267,7 @@ fn process_group<F: Frame>(w: &mut Worker, table: &Table, frames: &mut [F], verd
             Verdict::Drop(r) => w.counters.drops[r as usize] += 1,
             Verdict::Host => w.counters.host_packets += 1,
             Verdict::Consumed => w.counters.consumed += 1,
+            Verdict::Park(_) => w.counters.parked += 1,
         }
     }
 }
