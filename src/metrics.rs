@@ -80,6 +80,36 @@ pub fn render(h: &StatsHandle) -> String {
         "counter",
         &mut stats.iter().map(|s| (w(s), s.counters.neighbour_requests)),
     );
+    put(
+        "lbd_synproxy_cookies_total",
+        "SYNs the SYN proxy answered with a cookie.",
+        "counter",
+        &mut stats.iter().map(|s| (w(s), s.counters.synproxy_cookies)),
+    );
+    put(
+        "lbd_synproxy_accepted_total",
+        "ACKs with a valid cookie: connections the SYN proxy opened.",
+        "counter",
+        &mut stats.iter().map(|s| (w(s), s.counters.synproxy_accepted)),
+    );
+    put(
+        "lbd_parked_total",
+        "Client segments held while the SYN proxy waited for the backend.",
+        "counter",
+        &mut stats.iter().map(|s| (w(s), s.counters.parked)),
+    );
+    put(
+        "lbd_park_lost_total",
+        "Parked segments freed: the park was full, or the backend never answered.",
+        "counter",
+        &mut stats.iter().map(|s| (w(s), s.loops.park_dropped + s.loops.park_expired)),
+    );
+    put(
+        "lbd_neighbour_probes_unsent_total",
+        "Neighbour probes not sent (queue full or no mbuf).",
+        "counter",
+        &mut stats.iter().map(|s| (w(s), s.counters.probes_unsent + s.loops.probe_alloc_failed)),
+    );
     let events = h.neighbour_events();
     put(
         "lbd_neighbour_events_total",
