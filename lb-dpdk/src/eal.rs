@@ -126,6 +126,6 @@ mod tests {
             in_memory: true,
             ..Default::default()
         };
-        assert_eq!(b.to_args(), ["lbd", "--file-prefix=t2", "-a=0000:01:00.0", "--in-memory"]);
+        assert_eq!(b.to_args(), ["lbd", "--file-prefix=t2", "-a", "0000:01:00.0", "--in-memory"]);
     }
 }
