@@ -5,7 +5,10 @@
 //! Run: `cargo bench -p lb-bench --bench pipeline`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use lb_bench::{MODES, client_packet, refill, shuffled, table, worker};
+use lb_bench::{
+    LB_MAC1, MODES, SYNPROXY_VIP, Segment, client_of, client_packet, client_packet_sized, refill, segment, shuffled,
+    table, worker, worker_with,
+};
 use lb_core::pipeline::{Frame, VecFrame, Verdict};
 use lb_core::wire::{EthernetFrame, Ipv4Packet, TcpPacket, checksum, tcp::flags};
 use lb_core::{Worker, process_burst};
@@ -145,5 +148,102 @@ fn bench_new_flows(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_pipeline, bench_new_flows);
+/// Completes the SYN proxy's two handshakes for every flow (SYN, ACK with the cookie, the
+/// backend's SYN-ACK), so the flows are established and translated.
+fn populate_synproxy(w: &mut Worker, t: &lb_core::Table, flows: u32) {
+    let mut f = [VecFrame::new(&[0u8; 64], 0)];
+    let mut v = [Verdict::Consumed];
+    let mut run = |f: &mut [VecFrame; 1], bytes: &[u8], port: u16| {
+        f[0] = VecFrame::new(bytes, port);
+        process_burst(w, t, f, &mut v, 1);
+        assert!(matches!(v[0], Verdict::Tx(_)), "synproxy handshake: {v:?}");
+        f[0].data().to_vec()
+    };
+    for i in 0..flows {
+        let synack = run(&mut f, &client_packet(i, SYNPROXY_VIP, flags::SYN), 0);
+        let cookie = u32::from_be_bytes([synack[38], synack[39], synack[40], synack[41]]);
+        let mut s = Segment {
+            src: client_of(i),
+            dst: [192, 168, 0, SYNPROXY_VIP],
+            ports: (1024 + u16::try_from(i % 60000).unwrap_or(0), 80),
+            seq: i.wrapping_add(1),
+            ack: cookie.wrapping_add(1),
+            flags: flags::ACK,
+        };
+        let syn = run(&mut f, &segment(lb_bench::LB_MAC, &s, 64), 0);
+        // The backend answers from the address and port the SYN went to.
+        let backend = [syn[30], syn[31], syn[32], syn[33]];
+        s = Segment {
+            src: backend,
+            dst: s.src,
+            ports: (80, s.ports.0),
+            seq: 7,
+            ack: i.wrapping_add(1),
+            flags: flags::SYN | flags::ACK,
+        };
+        run(&mut f, &segment(LB_MAC1, &s, 64), 1);
+    }
+}
+
+/// What the hostile-network guards cost per established packet: TCP checksum verification in
+/// nat and fnat (on, the default, against off) at 64 and 1500 bytes, and the SYN proxy's
+/// sequence translation (nat through the proxy against plain nat).
+fn bench_guards(c: &mut Criterion) {
+    let table = table();
+    for flows in FLOW_COUNTS {
+        let order = shuffled(flows, 7);
+        let mut g = c.benchmark_group(format!("guards/{flows}_flows"));
+        g.throughput(Throughput::Elements(BURST as u64));
+        g.sample_size(20).measurement_time(Duration::from_secs(3));
+        let sizes: &[usize] = if flows <= 1_000 { &[64, 1500] } else { &[64] };
+        for &size in sizes {
+            let acks: Vec<Vec<u8>> = (0..flows).map(|i| client_packet_sized(i, 100, flags::ACK, size)).collect();
+            let mut at = 0;
+            g.bench_function(BenchmarkId::new(format!("reference_parse_macswap_{size}B"), flows), |b| {
+                b.iter_custom(|iters| timed(iters, |fs| refill(fs, &acks, &order, &mut at), parse_and_swap))
+            });
+            for (mode, vip) in [("nat", 100u8), ("fnat", 101)] {
+                for verify in [true, false] {
+                    let mut w = worker_with(flows as usize, verify);
+                    populate(&mut w, &table, flows, vip);
+                    let acks: Vec<Vec<u8>> =
+                        (0..flows).map(|i| client_packet_sized(i, vip, flags::ACK, size)).collect();
+                    let mut at = 0;
+                    let mut vs = [Verdict::Consumed; BURST];
+                    let name = format!("{mode}_{size}B_{}", if verify { "verify" } else { "no_verify" });
+                    g.bench_function(BenchmarkId::new(name, flows), |b| {
+                        b.iter_custom(|iters| {
+                            let spent = timed(
+                                iters,
+                                |fs| refill(fs, &acks, &order, &mut at),
+                                |fs| process_burst(&mut w, &table, fs, &mut vs, 2),
+                            );
+                            assert!(vs.iter().all(|v| matches!(v, Verdict::Tx(_))), "{mode}: {vs:?}");
+                            spent
+                        })
+                    });
+                }
+            }
+        }
+        let mut w = worker(flows as usize);
+        populate_synproxy(&mut w, &table, flows);
+        let acks: Vec<Vec<u8>> = (0..flows).map(|i| client_packet(i, SYNPROXY_VIP, flags::ACK)).collect();
+        let mut at = 0;
+        let mut vs = [Verdict::Consumed; BURST];
+        g.bench_function(BenchmarkId::new("nat_synproxy_64B_verify", flows), |b| {
+            b.iter_custom(|iters| {
+                let spent = timed(
+                    iters,
+                    |fs| refill(fs, &acks, &order, &mut at),
+                    |fs| process_burst(&mut w, &table, fs, &mut vs, 2),
+                );
+                assert!(vs.iter().all(|v| matches!(v, Verdict::Tx(1))), "synproxy: {vs:?}");
+                spent
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench_pipeline, bench_new_flows, bench_guards);
 criterion_main!(benches);

@@ -17,6 +17,9 @@ pub const BACKENDS: u8 = 16;
 /// The forwarding modes benchmarked, with the last byte of their VIP.
 pub const MODES: [(&str, u8); 5] = [("nat", 100), ("fnat", 101), ("dr", 102), ("tun", 103), ("gue", 104)];
 
+/// Last byte of the VIP of the nat service with the SYN proxy on.
+pub const SYNPROXY_VIP: u8 = 105;
+
 /// Network: client side 10.0.0.0/8 on port 0 (clients are everywhere in it), backends on
 /// 172.16.0.0/24 on port 1, four full-NAT local addresses.
 pub fn table() -> Table {
@@ -40,6 +43,13 @@ pub fn table() -> Table {
             services.push_str(&format!("[[service.backend]]\naddress = \"172.16.0.{}\"\nmode = \"{mode}\"\n", 10 + b));
         }
     }
+    // The nat service again, behind the SYN proxy.
+    services.push_str(&format!(
+        "[[service]]\nvip = \"192.168.0.{SYNPROXY_VIP}\"\nport = 80\nscheduler = \"mh\"\nsynproxy = true\n"
+    ));
+    for b in 0..BACKENDS {
+        services.push_str(&format!("[[service.backend]]\naddress = \"172.16.0.{}\"\nmode = \"nat\"\n", 10 + b));
+    }
     let model: ServicesModel = toml::from_str(&services).expect("bench services");
     Table::build(&model, network, Limits::default(), None, 0).expect("bench table")
 }
@@ -47,12 +57,21 @@ pub fn table() -> Table {
 /// A worker with room for `flows` connections (plus headroom) and every backend's MAC known.
 /// Only the client-to-backend direction is benchmarked, so no client MAC is needed.
 pub fn worker(flows: usize) -> Worker {
+    worker_with(flows, true)
+}
+
+/// `worker`, with TCP/UDP checksum verification on or off.
+pub fn worker_with(flows: usize, verify_l4_checksums: bool) -> Worker {
     let neigh = Arc::new(NeighTable::new(lb_core::neigh::NeighParams { capacity: 256, ..Default::default() }));
     for b in 0..BACKENDS {
         neigh.insert_static(&widen([172, 16, 0, 10 + b]), false, MacAddr([2, 0, 0, 0, 0xb, b]), 1);
     }
-    let cfg =
-        WorkerConfig { conn_capacity: flows + flows / 4 + 1024, embryonic_limit: flows + 1024, ..Default::default() };
+    let cfg = WorkerConfig {
+        conn_capacity: flows + flows / 4 + 1024,
+        embryonic_limit: flows + 1024,
+        verify_l4_checksums,
+        ..Default::default()
+    };
     Worker::new(&cfg, neigh, Steering::Any)
 }
 
@@ -64,22 +83,55 @@ pub fn client_of(i: u32) -> [u8; 4] {
 
 /// An Ethernet/IPv4/TCP frame from flow `i`'s client to the VIP, 64 bytes on the wire.
 pub fn client_packet(i: u32, vip: u8, flags: u8) -> Vec<u8> {
-    let mut b = vec![0u8; 14 + 20 + 20 + 6];
-    ethernet::emit(&mut b, LB_MAC, MacAddr([2, 0, 0, 0, 0xc, 1]), EtherType::IPV4);
-    let src = client_of(i);
-    let dst = [192, 168, 0, vip];
+    client_packet_sized(i, vip, flags, 64)
+}
+
+/// `client_packet` of `size` bytes (at least 60): the TCP payload fills the rest.
+pub fn client_packet_sized(i: u32, vip: u8, flags: u8, size: usize) -> Vec<u8> {
+    let port = 1024 + u16::try_from(i % 60000).unwrap_or(0);
+    let s = Segment { src: client_of(i), dst: [192, 168, 0, vip], ports: (port, 80), seq: i, ack: 0, flags };
+    segment(LB_MAC, &s, size)
+}
+
+/// A TCP segment's addresses, ports, numbers and flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Segment {
+    pub src: [u8; 4],
+    pub dst: [u8; 4],
+    pub ports: (u16, u16),
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+}
+
+/// An Ethernet/IPv4/TCP frame of `size` bytes (at least 60) to `eth_dst` carrying `s`.
+pub fn segment(eth_dst: MacAddr, s: &Segment, size: usize) -> Vec<u8> {
+    let size = size.max(60);
+    let mut b = vec![0u8; size];
+    ethernet::emit(&mut b, eth_dst, MacAddr([2, 0, 0, 0, 0xc, 1]), EtherType::IPV4);
+    let payload_len = u16::try_from(size - 34).unwrap_or(0);
     ipv4::emit(
         &mut b[14..],
-        &ipv4::Repr { src, dst, protocol: 6, payload_len: 26, ttl: 64, dscp_ecn: 0, ident: 1, dont_frag: true },
+        &ipv4::Repr {
+            src: s.src,
+            dst: s.dst,
+            protocol: 6,
+            payload_len,
+            ttl: 64,
+            dscp_ecn: 0,
+            ident: 1,
+            dont_frag: true,
+        },
     );
     let mut t = tcp::Packet::new_unchecked(&mut b[34..]);
-    t.set_src_port(1024 + u16::try_from(i % 60000).unwrap_or(0));
-    t.set_dst_port(80);
-    t.set_seq(i);
+    t.set_src_port(s.ports.0);
+    t.set_dst_port(s.ports.1);
+    t.set_seq(s.seq);
+    t.set_ack_number(s.ack);
     t.set_header_len(20);
-    t.set_flags(flags);
+    t.set_flags(s.flags);
     t.set_window(65535);
-    t.fill_checksum(checksum::pseudo_v4(src, dst, 6, 26));
+    t.fill_checksum(checksum::pseudo_v4(s.src, s.dst, 6, payload_len));
     b
 }
 
