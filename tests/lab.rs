@@ -86,3 +86,25 @@ fn lab_dr_ipv6() {
 fn lab_nat_over_af_xdp() {
     scenario("xdp");
 }
+
+// A hostile client segment (GitHub issue 11); the attacker is tests/lab/hostile.py (scapy).
+
+#[test]
+fn lab_spoofed_arp_and_na_do_not_cut_a_client_off() {
+    scenario("spoof");
+}
+
+#[test]
+fn lab_arp_flood_keeps_static_and_live_neighbours() {
+    scenario("arpflood");
+}
+
+#[test]
+fn lab_bad_l4_checksums_are_dropped_in_nat() {
+    scenario("cksum");
+}
+
+#[test]
+fn lab_malformed_storm_with_syn_flood() {
+    scenario("storm");
+}

@@ -55,6 +55,12 @@ lab_setup() {
     done
     in_ns "$NS_BR" ip link add br0 type bridge
     in_ns "$NS_BR" ip link set br0 up
+    # A plain switch: with br_netfilter, bridged IPv4 would be validated (header checksum,
+    # lengths), defragmented and dropped by the bridge's netfilter hooks, hiding what the LB
+    # passes on to the backends.
+    for t in iptables ip6tables arptables; do
+        in_ns "$NS_BR" sysctl -qw "net.bridge.bridge-nf-call-$t=0" 2>/dev/null || true
+    done
     ip link add "l0$LAB_ID" type veth peer name "c$LAB_ID"
     ip link set "l0$LAB_ID" netns "$NS_L"
     if [ "$shape" = two-armed ]; then
@@ -187,4 +193,71 @@ lab_curl() {
     for _ in $(seq 1 "$n"); do
         in_ns "$NS_C" curl -s --max-time 5 -g "$url" || echo "curl-failed"
     done
+}
+
+# ---- Helpers of the hostile-network scenarios (spoof, arpflood, cksum, storm).
+
+# Debian's python3, which has python3-scapy (a pyenv or venv python3 on PATH may not).
+LAB_PY=${LAB_PY:-/usr/bin/python3}
+LAB_HOSTILE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/hostile.py"
+
+# The MAC of interface IF in namespace NS.
+lab_mac() { in_ns "$1" cat "/sys/class/net/$2/address"; }
+
+# The LB's MAC on DPDK port N, from lbd's start-up log.
+lab_lb_mac() { sed -nE "/^lbd: port $1 .* mac /{s/.* mac ([0-9a-fA-F:]{17}) .*/\1/p;q}" "$LAB_DIR/lbd.log"; }
+
+# Runs `hostile.py ARGS...` in namespace NS in the background, output to OUT; sets LAB_BG_PID
+# (the helper's own PID: `ip netns exec` execs it) and records it for the cleanup.
+lab_bg_hostile() {
+    local ns=$1 out=$2; shift 2
+    ip netns exec "$ns" "$LAB_PY" "$LAB_HOSTILE" "$@" > "$out" 2>&1 &
+    LAB_BG_PID=$!
+    LAB_PIDS+=("$LAB_BG_PID")
+}
+
+# A TCP echo server (hostile.py echo-server) on PORT in every backend.
+lab_echo_servers() {
+    local port=$1 i
+    for i in $(seq 1 "$LAB_BACKENDS"); do
+        lab_bg_hostile "$(ns_b "$i")" "$LAB_DIR/echo-server$i.log" echo-server --port "$port"
+    done
+}
+
+# Waits up to SECONDS for FILE to contain PATTERN (a helper's "ready" line).
+lab_wait_for() {
+    local file=$1 pattern=$2 secs=${3:-10} _
+    for _ in $(seq 1 $((secs * 10))); do
+        grep -q -- "$pattern" "$file" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# Ends a background helper started here (by PID) and waits for it; returns its exit status.
+lab_end() {
+    local pid=$1 rc=0
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" || rc=$?
+    return "$rc"
+}
+
+# Sum of the samples of Prometheus metric NAME whose labels contain FILTER (every sample
+# without one); prints nothing when lbd exports no such metric.
+lab_metric_sum() {
+    local name=$1 filter=${2:-}
+    lab_metrics | awk -v n="$name" -v f="$filter" '
+        /^#/ { next }
+        { m = $1; sub(/\{.*/, "", m) }
+        m == n && index($1, f) { s += $NF; found = 1 }
+        END { if (found) printf "%d\n", s }'
+}
+
+# lbd's drop counters, summed over workers: "reason count" lines, non-zero ones only.
+lab_drops_by_reason() {
+    lab_metrics | awk '
+        /^lbd_drops_total\{/ && match($1, /reason="[^"]*"/) {
+            r = substr($1, RSTART + 8, RLENGTH - 9); s[r] += $NF
+        }
+        END { for (r in s) if (s[r] > 0) print r, s[r] }' | sort -k2,2nr
 }
