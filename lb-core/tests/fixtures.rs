@@ -204,6 +204,28 @@ fn table() -> Vec<Fixture> {
         eth(LB0, client_mac(2), EtherType::IPV4, &short_udp),
         DropReason::L4Malformed,
     ));
+    t.push(drop(
+        "a martian source (loopback) is dropped",
+        0,
+        eth(LB0, client_mac(3), EtherType::IPV4, &tcp4(&V4::new([127, 0, 0, 1], vip_nat), 40102, 80, SYN, b"")),
+        DropReason::MartianSource,
+    ));
+    let routed = {
+        let seg = tcp4(&c3, 40103, 80, SYN, b"");
+        let mut h = c3.header(IpNumber::TCP, seg.len() - 20);
+        // A loose source route through 10.0.0.9, then end of options.
+        h.options = etherparse::Ipv4Options::try_from(&[0x83u8, 7, 4, 10, 0, 0, 9, 0][..]).unwrap();
+        h.header_checksum = h.calc_header_checksum();
+        let mut p = h.to_bytes().to_vec();
+        p.extend_from_slice(&seg[20..]);
+        p
+    };
+    t.push(drop(
+        "an IPv4 source route option is refused",
+        0,
+        eth(LB0, client_mac(3), EtherType::IPV4, &routed),
+        DropReason::Ipv4SourceRoute,
+    ));
     let syn_fin = Flags { syn: true, ack: false, fin: true, rst: false };
     t.push(drop(
         "SYN+FIN is a flag combination no stack sends",

@@ -64,10 +64,15 @@ pub enum DropReason {
     TcpBadFlags,
     /// An ACK to a SYN proxy service whose cookie is forged or expired.
     SynproxyBadCookie,
+    /// IPv4 loose or strict source route option (Linux's accept_source_route=0).
+    Ipv4SourceRoute,
+    /// A source address no host can have: unspecified, loopback, multicast, broadcast,
+    /// IPv4 class E (Linux's martians).
+    MartianSource,
 }
 
 impl DropReason {
-    pub const COUNT: usize = DropReason::SynproxyBadCookie as usize + 1;
+    pub const COUNT: usize = DropReason::MartianSource as usize + 1;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::UnknownPort,
         DropReason::L2Truncated,
@@ -103,6 +108,8 @@ impl DropReason {
         DropReason::L4BadChecksum,
         DropReason::TcpBadFlags,
         DropReason::SynproxyBadCookie,
+        DropReason::Ipv4SourceRoute,
+        DropReason::MartianSource,
     ];
 
     /// Snake-case name for metrics and `lbctl stats`.
@@ -142,6 +149,8 @@ impl DropReason {
             DropReason::L4BadChecksum => "l4_bad_checksum",
             DropReason::TcpBadFlags => "tcp_bad_flags",
             DropReason::SynproxyBadCookie => "synproxy_bad_cookie",
+            DropReason::Ipv4SourceRoute => "ipv4_source_route",
+            DropReason::MartianSource => "martian_source",
         }
     }
 }

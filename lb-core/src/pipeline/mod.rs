@@ -307,7 +307,17 @@ fn ipv4<F: Frame>(w: &mut Worker, t: &Table, f: &mut F, now_ms: u64) -> Verdict 
     if !ip.verify_checksum() {
         return Verdict::Drop(DropReason::Ipv4BadChecksum);
     }
+    if martian_v4(ip.src()) {
+        return Verdict::Drop(DropReason::MartianSource);
+    }
     let (total, hl, proto) = (usize::from(ip.total_len()), ip.header_len(), ip.protocol());
+    if hl > ipv4::HEADER_LEN {
+        match source_routed(&d[L3 + ipv4::HEADER_LEN..L3 + hl]) {
+            Some(false) => {}
+            Some(true) => return Verdict::Drop(DropReason::Ipv4SourceRoute),
+            None => return Verdict::Drop(DropReason::Ipv4Malformed),
+        }
+    }
     let (fragment, first) = (ip.is_fragment(), ip.frag_offset() == 0);
     let frag_key = crate::frag::FragKey {
         src: crate::flow::widen(ip.src()),
@@ -354,6 +364,10 @@ fn ipv6<F: Frame>(w: &mut Worker, t: &Table, f: &mut F, now_ms: u64) -> Verdict 
     };
     let total = ip.total_len();
     let (src, dst) = (ip.src(), ip.dst());
+    // Unspecified, loopback or multicast: no host sends from these (ND's DAD is handled first).
+    if (src == [0; 16] && up.protocol != ip_proto::ICMPV6) || src[0] == 0xff || src == LOOPBACK6 {
+        return Verdict::Drop(DropReason::MartianSource);
+    }
     if d.len() > L3 + total {
         f.set_len(L3 + total);
     }
@@ -376,6 +390,38 @@ fn ipv6<F: Frame>(w: &mut Worker, t: &Table, f: &mut F, now_ms: u64) -> Verdict 
         ip_proto::ICMPV6 if fragment.is_none() => icmp::v6(w, t, f, L3 + up.offset, now_ms),
         _ => not_served(t, &dst, true),
     }
+}
+
+const LOOPBACK6: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+
+/// IPv4 sources Linux calls martian: 0/8, 127/8, multicast and class E (with broadcast).
+fn martian_v4(src: [u8; 4]) -> bool {
+    matches!(src[0], 0 | 127 | 224..=255)
+}
+
+/// Walks IPv4 options: `Some(true)` when a loose or strict source route is among them,
+/// `None` when they are malformed.
+fn source_routed(opts: &[u8]) -> Option<bool> {
+    const LSRR: u8 = 0x83;
+    const SSRR: u8 = 0x89;
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => return Some(false),
+            1 => i += 1,
+            kind => {
+                let len = usize::from(*opts.get(i + 1)?);
+                if len < 2 || i + len > opts.len() {
+                    return None;
+                }
+                if kind == LSRR || kind == SSRR {
+                    return Some(true);
+                }
+                i += len;
+            }
+        }
+    }
+    Some(false)
 }
 
 /// The verdict for a packet no service or connection claims.

@@ -137,6 +137,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
                     if b.len() < at + len {
                         return Err(Error::Truncated);
                     }
+                    // A routing header with segments left asks this node to route the packet
+                    // on (RFC 8200 4.4; type 0 is deprecated by RFC 5095): never for a VIP.
+                    if next == ip_proto::IPV6_ROUTE && b[at + 3] != 0 {
+                        return Err(Error::Malformed);
+                    }
                     next = b[at];
                     at += len;
                 }
@@ -275,6 +280,9 @@ mod tests {
             &[ip_proto::HOPOPT, 0, 0, 0, 0, 0, 0, 0, ip_proto::TCP, 0, 0, 0, 0, 0, 0, 0],
         );
         assert_eq!(Packet::new_checked(&late_hbh[..]).unwrap().upper_layer().unwrap_err(), Error::Malformed);
+        // A routing header with segments left: lbd would have to route the packet on.
+        let routed = with_payload(ip_proto::IPV6_ROUTE, &[ip_proto::TCP, 0, 0, 1, 0, 0, 0, 0]);
+        assert_eq!(Packet::new_checked(&routed[..]).unwrap().upper_layer().unwrap_err(), Error::Malformed);
         // An options header that claims more than the payload holds.
         let long = with_payload(ip_proto::IPV6_OPTS, &[ip_proto::TCP, 3, 0, 0, 0, 0, 0, 0]);
         assert_eq!(Packet::new_checked(&long[..]).unwrap().upper_layer().unwrap_err(), Error::Truncated);
