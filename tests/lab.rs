@@ -108,3 +108,8 @@ fn lab_bad_l4_checksums_are_dropped_in_nat() {
 fn lab_malformed_storm_with_syn_flood() {
     scenario("storm");
 }
+
+#[test]
+fn lab_synproxy_keeps_new_clients_working_under_a_spoofed_syn_flood() {
+    scenario("synflood");
+}

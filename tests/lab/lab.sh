@@ -152,7 +152,7 @@ lab_start_lbd() {
     {
         echo "[eal]"; echo "file_prefix = \"lblab$LAB_ID\""; echo "no_huge = true"; echo "memory_mb = 512"
         echo "[workers]"; echo "cores = [1]"; echo "mbufs = 8191"
-        echo "[conntrack]"; echo "capacity = 65536"; echo "embryonic_limit = 32768"
+        echo "[conntrack]"; echo "capacity = 65536"; echo "embryonic_limit = ${LAB_EMBRYONIC:-32768}"
         echo "[control]"; echo "metrics = \"$LAB_METRICS\""; echo "socket = \"$LAB_DIR/lbd.sock\""
         echo "[network]"; echo "local_addresses = [\"10.1.0.254\", \"fd01::fe\"]"
         echo "[[network.interface]]"; echo "name = \"client\""; echo "device = \"$dev0\""

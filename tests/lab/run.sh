@@ -4,7 +4,8 @@
 # ctl (every lbctl verb against live traffic), sched (sh/mh stickiness, mh across processes),
 # churn (100 updates/s under a UDP stream, update latency, restore of 10,000 services); from a
 # hostile client segment (hostile.py): spoof (ARP/NA spoofing of the client), arpflood (100,000
-# spoofed ARP/ND senders), cksum (bad L4 checksums), storm (malformed frames and a SYN flood).
+# spoofed ARP/ND senders), cksum (bad L4 checksums), storm (malformed frames and a SYN flood),
+# synflood (the SYN proxy against a spoofed SYN flood, and the embryonic cap without it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lab.sh"
@@ -538,6 +539,77 @@ spoof)
         wait "${d#*:}" || true
         echo "  (diagnostic) IPv${d%%:*}, from 10 s after the attack: $(cat "$LAB_DIR/diag${d%%:*}")"
     done
+    verdict
+    ;;
+synflood)
+    # A spoofed SYN flood at a VIP whose service has the SYN proxy: real clients still get in
+    # (>= 90% of new connections during the flood) and the flood leaves no connection state.
+    # Then the same flood at a service without it: the embryonic cap holds (never more
+    # embryonic entries than the cap; an established connection survives) and the rest of the
+    # flood is forwarded without state.
+    LAB_EMBRYONIC=1024
+    lab_setup two-armed
+    proxied='[[service]]
+vip = "10.0.0.100"
+port = 80
+scheduler = "rr"
+synproxy = true
+backend = [{ address = "10.1.0.11", port = 8080 }, { address = "10.1.0.12", port = 8080 }]
+[[service]]
+vip = "10.0.0.101"
+port = 80
+scheduler = "rr"
+backend = [{ address = "10.1.0.11", port = 8080 }, { address = "10.1.0.12", port = 8080 }]
+[[service]]
+vip = "10.0.0.101"
+port = 7000
+scheduler = "sh"
+backend = [{ address = "10.1.0.11" }, { address = "10.1.0.12" }]'
+    lab_start_lbd "$proxied" || fail "lbd did not start"
+    LB_MAC=$(lab_lb_mac 0)
+    lab_echo_servers 7000
+    LBCTL=${LBCTL:-$(cd "$here/../.." && pwd)/target/debug/lbctl}
+    ctl() { "$LBCTL" -S "$LAB_DIR/lbd.sock" "$@"; }
+    for url in http://10.0.0.100/ http://10.0.0.101/; do
+        lab_curl "$url" 2 >/dev/null
+        [ "$(lab_curl "$url" 1)" != curl-failed ] || fail "$url is not answered before the flood"
+    done
+    ctl list | grep -q synproxy || fail "lbctl list does not show the SYN proxy"
+    check "lab up; lbctl list shows 10.0.0.100:80 with synproxy"
+    flood=${HOSTILE_SYN_COUNT:-60000} rate=${HOSTILE_SYN_RATE:-20000}
+
+    # With the SYN proxy.
+    lab_bg_hostile "$NS_C" "$LAB_DIR/probe-proxied" probe --target 10.0.0.100:80 --interval 0.1 --duration 60 --timeout 2
+    probe_pid=$LAB_BG_PID
+    cookies0=$(lab_metric_sum lbd_synproxy_cookies_total)
+    attack synflood --syn-count "$flood" --rate "$rate" --vip 10.0.0.100 --tcp-port 80
+    lab_end "$probe_pid" || true
+    during=$(cat "$LAB_DIR/probe-proxied")
+    read -r ok total < <(echo "$during" | sed -nE 's/.*: ([0-9]+) of ([0-9]+) answered.*/\1 \2/p') || true
+    if [ -z "${ok:-}" ] || [ "$total" = 0 ]; then problem "no probe result: $during"
+    elif [ $((ok * 100)) -lt $((total * 90)) ]; then problem "SYN proxy: only $ok of $total new connections succeeded during the flood (need 90%)"
+    else check "SYN proxy: $ok of $total new connections succeeded during a flood of $flood spoofed SYNs at $rate/s"; fi
+    sleep 0.3
+    cookies=$(( $(lab_metric_sum lbd_synproxy_cookies_total) - cookies0 ))
+    [ "$cookies" -ge $((flood / 2)) ] || problem "SYN proxy answered only $cookies SYNs of a flood of $flood"
+    conns=$(ctl conns --json | "$LAB_PY" -c 'import json,sys; print(len(json.load(sys.stdin)))')
+    # Probes leave TIME_WAIT/CLOSE entries; the flood must leave none of its own.
+    [ "$conns" -le $((total + 20)) ] || problem "the flood left state: $conns connections after $total probes"
+    check "the flood left no state: $cookies SYNs answered with cookies, $conns connections tracked (the probes')"
+
+    # Without it: the embryonic cap (1024) holds and an established connection survives.
+    start_held v4 10.0.0.101:7000; held=$LAB_BG_PID
+    stateless0=$(lab_metric_sum lbd_stateless_total)
+    lab_bg_hostile "$NS_C" "$LAB_DIR/probe-plain" probe --target 10.0.0.101:80 --interval 0.1 --duration 60 --timeout 2
+    probe_pid=$LAB_BG_PID
+    attack synflood --syn-count "$flood" --rate "$rate" --vip 10.0.0.101 --tcp-port 80
+    embryonic=$(ctl conns --json | "$LAB_PY" -c 'import json,sys; print(sum(1 for c in json.load(sys.stdin) if c["state"] in ("SYN_RECV", "SYN_SENT", "NONE", "SYNACK")))')
+    lab_end "$probe_pid" || true
+    stateless=$(( $(lab_metric_sum lbd_stateless_total) - stateless0 ))
+    [ "$embryonic" -le 1024 ] || problem "the embryonic cap did not hold: $embryonic embryonic connections (cap 1024)"
+    [ "$stateless" -gt 0 ] || problem "the flood never reached the embryonic cap (nothing forwarded without state)"
+    check "without the SYN proxy the embryonic cap holds: $embryonic embryonic entries (cap 1024), $stateless SYNs forwarded without state; new connections meanwhile: $(sed -nE 's/.*: ([0-9]+ of [0-9]+ answered).*/\1/p' "$LAB_DIR/probe-plain")"
+    check_held v4 "$held"
     verdict
     ;;
 arpflood)
