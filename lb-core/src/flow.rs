@@ -260,6 +260,12 @@ pub fn fast_hash(key: &FlowKey, seed: u64) -> u64 {
     mix(a, b)
 }
 
+/// A fast hash of one address (the neighbour table's index): a single 128-bit multiply.
+#[inline]
+pub fn hash_addr(addr: &[u8; 16], v6: bool, seed: u64) -> u64 {
+    mix(word(addr, 0) ^ seed, word(addr, 1) ^ u64::from(v6))
+}
+
 /// A fast hash of arbitrary bytes (addresses for the source-hash scheduler, Maglev names).
 pub fn hash_bytes(data: &[u8], seed: u64) -> u64 {
     let mut h = mix(seed, data.len() as u64);

@@ -27,7 +27,7 @@
 //! exactly one worker sends each probe. Readers never wait on a lock; nothing allocates after
 //! creation.
 
-use crate::flow::hash_bytes;
+use crate::flow::hash_addr;
 use crate::wire::MacAddr;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
@@ -328,14 +328,13 @@ impl NeighTable {
         std::array::from_fn(|i| self.events[i].load(Ordering::Relaxed))
     }
 
+    #[inline]
     fn home(&self, addr: &[u8; 16], v6: bool) -> usize {
-        let mut b = [0u8; 17];
-        b[..16].copy_from_slice(addr);
-        b[16] = u8::from(v6);
-        usize::try_from(hash_bytes(&b, 0x6e65_6967) & self.mask as u64).unwrap_or(0)
+        usize::try_from(hash_addr(addr, v6, 0x6e65_6967) & self.mask as u64).unwrap_or(0)
     }
 
     /// Reads slot `i` consistently: its address words and meta, or `None` after repeated races.
+    #[inline]
     fn read(&self, i: usize) -> Option<([u32; 4], u64)> {
         let s = &self.slots[i];
         for _ in 0..4 {
@@ -354,6 +353,7 @@ impl NeighTable {
         None
     }
 
+    #[inline]
     fn find(&self, addr: &[u8; 16], v6: bool) -> Option<Seen> {
         let want = words(addr);
         let home = self.home(addr, v6);
