@@ -213,21 +213,9 @@ fn established(
         }
     }
     // The neighbour this packet goes to is confirmed when the connection saw it acknowledge
-    // new data (forward progress, as TCP confirms Linux's neighbours).
-    let toward = if dir == Dir::Orig { PROGRESS_BACKEND } else { PROGRESS_CLIENT };
-    let confirm = c.progress & toward != 0;
-    c.progress &= !toward;
-    if ip.proto == ip_proto::TCP && lay.l4_present && flags & tcp::flags::ACK != 0 {
-        let ack = get_u32(f.data(), ip.l4 + 8);
-        let slot = &mut c.acked[dir as usize];
-        // Serial-number arithmetic (RFC 1982): the acknowledgement moved forward.
-        if ack.wrapping_sub(*slot) as i32 > 0 || *slot == 0 {
-            *slot = ack;
-            // Without replies through the LB (dr, tun, gue) the client acknowledging the
-            // backend's data shows the backend got what the LB forwarded.
-            c.progress |= if dir == Dir::Reply || !c.mode.sees_replies() { PROGRESS_BACKEND } else { PROGRESS_CLIENT };
-        }
-    }
+    // new data (forward progress, as TCP confirms Linux's neighbours). Updated in the table
+    // entry itself: a repeated acknowledgement costs one compare.
+    let confirm = progress(w.conns.get_mut(id), f.data(), ip, lay, dir, flags);
     if ip.proto == ip_proto::TCP
         && lay.l4_present
         && let Some(ev) = TcpEvent::from_flags(flags)
@@ -235,15 +223,31 @@ fn established(
         let next = tcp_transition(c.state, ev, dir, c.mode);
         move_state(w, id, &mut c, next);
     }
-    {
-        let expires_ms = now_ms + timeout_ms(w, &c);
-        let e = w.conns.get_mut(id);
-        e.expires_ms = expires_ms;
-        e.acked = c.acked;
-        e.progress = c.progress;
-    }
+    w.conns.get_mut(id).expires_ms = now_ms + timeout_ms(w, &c);
     count(w, &c, dir, f.data().len());
     deliver(w, t, f, ip, lay, &c, dir, confirm, now_ms)
+}
+
+/// Records forward progress on `e` from this packet (a TCP acknowledgement that moved forward
+/// shows the neighbour it came from got what the LB sent it), and returns whether the
+/// neighbour this packet goes to saw progress since the LB last sent toward it.
+#[inline]
+fn progress(e: &mut Conn, d: &[u8], ip: &Ip, lay: &Layout, dir: Dir, flags: u8) -> bool {
+    let toward = if dir == Dir::Orig { PROGRESS_BACKEND } else { PROGRESS_CLIENT };
+    let confirm = e.progress & toward != 0;
+    e.progress &= !toward;
+    if ip.proto == ip_proto::TCP && lay.l4_present && flags & tcp::flags::ACK != 0 {
+        let ack = get_u32(d, ip.l4 + 8);
+        let seen = e.acked[dir as usize];
+        // Serial-number arithmetic (RFC 1982): the acknowledgement moved forward.
+        if ack != seen && (ack.wrapping_sub(seen).cast_signed() > 0 || seen == 0) {
+            e.acked[dir as usize] = ack;
+            // Without replies through the LB (dr, tun, gue) the client acknowledging the
+            // backend's data shows the backend got what the LB forwarded.
+            e.progress |= if dir == Dir::Reply || !e.mode.sees_replies() { PROGRESS_BACKEND } else { PROGRESS_CLIENT };
+        }
+    }
+    confirm
 }
 
 /// Moves connection `id` (whose copy is `c`) to TCP state `next`, keeping its backend's
