@@ -83,10 +83,10 @@ pub fn client_of(i: u32) -> [u8; 4] {
 
 /// An Ethernet/IPv4/TCP frame from flow `i`'s client to the VIP, 64 bytes on the wire.
 pub fn client_packet(i: u32, vip: u8, flags: u8) -> Vec<u8> {
-    client_packet_sized(i, vip, flags, 64)
+    client_packet_sized(i, vip, flags, 60)
 }
 
-/// `client_packet` of `size` bytes (at least 60): the TCP payload fills the rest.
+/// `client_packet` of `size` bytes without the FCS (at least 60): TCP payload fills the rest.
 pub fn client_packet_sized(i: u32, vip: u8, flags: u8, size: usize) -> Vec<u8> {
     let port = 1024 + u16::try_from(i % 60000).unwrap_or(0);
     let s = Segment { src: client_of(i), dst: [192, 168, 0, vip], ports: (port, 80), seq: i, ack: 0, flags };
