@@ -680,6 +680,15 @@ PY
     fi
     echo "frames since the flood began: the kernel received $(( $(kernel_rx) - k0 )) on lbd's interfaces, lbd read $(( $(lab_metric_sum lbd_rx_packets_total) - rx0 ))"
     echo "drops by reason: $(lab_drops_by_reason | tr '\n' ' ')"
+    # lbctl neigh flush forgets the flood and the learned entries, keeps the static one, and
+    # traffic resolves what it needs again.
+    flushed=$("$LBCTL" -S "$LAB_DIR/lbd.sock" neigh flush) || problem "lbctl neigh flush failed: $flushed"
+    left=$("$LBCTL" -S "$LAB_DIR/lbd.sock" neigh --json | "$LAB_PY" -c 'import json,sys; print(" ".join("%s:%s" % (n["address"], n["state"]) for n in json.load(sys.stdin)))')
+    # Traffic may resolve a live neighbour again at once; the flood's thousands are gone.
+    case " $left " in *" 10.1.0.11:PERMANENT "*) ;; *) problem "after lbctl neigh flush the static 10.1.0.11 is gone: [$left]" ;; esac
+    [ "$(echo "$left" | wc -w)" -le 6 ] || problem "lbctl neigh flush left $(echo "$left" | wc -w) entries: [$left]"
+    out=$(in_ns "$NS_C" "$LAB_PY" "$LAB_HOSTILE" probe --target 10.0.0.100:80 --until-ok --deadline 5 --timeout 2)
+    case $out in *"answered after"*) check "lbctl neigh flush: $flushed; left [$left]; HTTP after it: $out" ;; *) problem "HTTP after lbctl neigh flush: $out" ;; esac
     verdict
     ;;
 cksum)
