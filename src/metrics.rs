@@ -93,6 +93,12 @@ pub fn render(h: &StatsHandle) -> String {
         &mut stats.iter().map(|s| (w(s), s.counters.synproxy_accepted)),
     );
     put(
+        "lbd_synproxy_syn_retries_total",
+        "SYNs the SYN proxy sent a backend again because the first went unanswered.",
+        "counter",
+        &mut stats.iter().map(|s| (w(s), s.counters.synproxy_syn_retries)),
+    );
+    put(
         "lbd_parked_total",
         "Client segments held while the SYN proxy waited for the backend.",
         "counter",

@@ -231,6 +231,8 @@ pub struct Conn {
     pub seq_delta: u32,
     /// SYN proxy: the client's initial sequence number.
     pub client_isn: u32,
+    /// SYN proxy: when the SYN last went to the backend (low 32 bits of the clock, in ms).
+    pub syn_sent_ms: u32,
 }
 
 /// A connection's SYN proxy state.

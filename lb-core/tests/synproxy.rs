@@ -263,3 +263,26 @@ fn a_spoofed_syn_flood_leaves_no_state_and_real_clients_get_in() {
     assert_eq!(v, Verdict::Tx(1));
     let _ = frames[0].data();
 }
+
+#[test]
+fn a_lost_backend_syn_is_sent_again_on_the_clients_next_segment() {
+    let mut r = rig();
+    let client = (c4(6), 45000);
+    let vip = (VIP, 80);
+    let (_, out) = r.run(0, &seg(LB0, client_mac(6), client, vip, 500, None, "S", b""), 1_000);
+    let cookie = parse(&out).1.sequence_number;
+    let (v, _) = r.run(0, &seg(LB0, client_mac(6), client, vip, 501, Some(cookie + 1), "", b""), 1_000);
+    assert_eq!(v, Verdict::Tx(1), "the first SYN to the backend");
+    // The backend never answers (its MAC was being resolved, say). Soon after, the client's
+    // request is parked; later, its retransmission becomes the SYN again.
+    let get = seg(LB0, client_mac(6), client, vip, 501, Some(cookie + 1), "P", b"GET /");
+    assert!(matches!(r.run(0, &get, 1_100).0, Verdict::Park(_)));
+    let (v, out) = r.run(0, &get, 1_300);
+    assert_eq!(v, Verdict::Tx(1));
+    let (ip, t, payload) = parse(&out);
+    assert_eq!((ip.destination(), t.destination_port), (b4(11), 8080));
+    assert!(t.syn && !t.ack && payload.is_empty());
+    assert_eq!((t.sequence_number, mss(&t)), (500, Some(1300)));
+    assert_eq!(r.w.counters.synproxy_syn_retries, 1);
+    assert!(matches!(r.run(0, &get, 1_350).0, Verdict::Park(_)), "and not again at once");
+}

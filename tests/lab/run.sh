@@ -564,7 +564,13 @@ backend = [{ address = "10.1.0.11", port = 8080 }, { address = "10.1.0.12", port
 vip = "10.0.0.101"
 port = 7000
 scheduler = "sh"
-backend = [{ address = "10.1.0.11" }, { address = "10.1.0.12" }]'
+backend = [{ address = "10.1.0.11" }, { address = "10.1.0.12" }]
+[[service]]
+vip = "fd00::100"
+port = 80
+scheduler = "rr"
+synproxy = true
+backend = [{ address = "fd01::11", port = 8080, mode = "fnat" }, { address = "fd01::12", port = 8080, mode = "fnat" }]'
     lab_start_lbd "$proxied" || fail "lbd did not start"
     LB_MAC=$(lab_lb_mac 0)
     lab_echo_servers 7000
@@ -596,6 +602,12 @@ backend = [{ address = "10.1.0.11" }, { address = "10.1.0.12" }]'
     # Probes leave TIME_WAIT/CLOSE entries; the flood must leave none of its own.
     [ "$conns" -le $((total + 20)) ] || problem "the flood left state: $conns connections after $total probes"
     check "the flood left no state: $cookies SYNs answered with cookies, $conns connections tracked (the probes')"
+    # Client segments that came before the backend's SYN-ACK were parked and sent on, none lost.
+    # (A first connection whose backend MAC was still being resolved loses its SYN: the client's
+    # next segment sends it again, and the segments parked meanwhile may age out.)
+    echo "segments parked while a backend answered: $(lab_metric_sum lbd_parked_total), aged out: $(lab_metric_sum lbd_park_lost_total), SYNs sent again: $(lab_metric_sum lbd_synproxy_syn_retries_total)"
+    # IPv6 through the SYN proxy to full-NAT backends.
+    expect_spread "$(lab_curl "http://[fd00::100]/" 6 | tally)" "$(printf 'backend-1 3\nbackend-2 3')" "SYN proxy over IPv6 to fnat backends: rr spreads 6 connections 3/3"
 
     # Without it: the embryonic cap (1024) holds and an established connection survives.
     start_held v4 10.0.0.101:7000; held=$LAB_BG_PID

@@ -188,6 +188,8 @@ pub struct Counters {
     pub probes_unsent: u64,
     /// Client segments held while the SYN proxy waited for the backend.
     pub parked: u64,
+    /// SYNs the SYN proxy sent the backend again (the first went unanswered).
+    pub synproxy_syn_retries: u64,
     /// ACKs with a valid cookie: connections the SYN proxy opened.
     pub synproxy_accepted: u64,
     /// SYNs answered with a cookie by the SYN proxy.
@@ -219,6 +221,7 @@ impl Counters {
             neighbour_requests: 0,
             probes_unsent: 0,
             parked: 0,
+            synproxy_syn_retries: 0,
             synproxy_accepted: 0,
             synproxy_cookies: 0,
             conns_created: 0,
@@ -253,6 +256,7 @@ impl Counters {
         self.neighbour_requests += o.neighbour_requests;
         self.probes_unsent += o.probes_unsent;
         self.parked += o.parked;
+        self.synproxy_syn_retries += o.synproxy_syn_retries;
         self.synproxy_accepted += o.synproxy_accepted;
         self.synproxy_cookies += o.synproxy_cookies;
         self.conns_created += o.conns_created;

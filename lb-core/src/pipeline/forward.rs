@@ -203,7 +203,13 @@ fn established(
         let syn_ack = tcp::flags::SYN | tcp::flags::ACK;
         match (c.synproxy, dir) {
             // The client's segments wait for the backend's handshake.
-            (SynProxy::Pending, Dir::Orig) => return Verdict::Park(id),
+            (SynProxy::Pending, Dir::Orig) if !synproxy::syn_due(&c, now_ms) => return Verdict::Park(id),
+            (SynProxy::Pending, Dir::Orig) => {
+                return match synproxy::resend_syn(w, f, ip, id, now_ms) {
+                    Some((ip2, lay2)) => deliver(w, t, f, &ip2, &lay2, &c, Dir::Orig, false, now_ms),
+                    None => Verdict::Drop(DropReason::NoRoom),
+                };
+            }
             (_, Dir::Reply) if flags & syn_ack == syn_ack => return synproxy::backend_synack(w, t, f, ip, id, now_ms),
             (SynProxy::Pending, Dir::Reply) if flags & tcp::flags::RST != 0 => {
                 synproxy::pending_reset(f.data_mut(), lay, &c);

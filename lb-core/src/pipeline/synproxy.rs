@@ -231,13 +231,49 @@ pub(super) fn accept_ack(
     if !l4_checksum_ok(f, ip, true) {
         return Err(Verdict::Drop(DropReason::L4BadChecksum));
     }
-    let mut c = Conn { synproxy: SynProxy::Pending, seq_delta: cookie, client_isn: isn, ..Default::default() };
+    let mut c = Conn {
+        synproxy: SynProxy::Pending,
+        seq_delta: cookie,
+        client_isn: isn,
+        syn_sent_ms: clock32(now_ms),
+        ..Default::default()
+    };
     open(w, &mut c)?;
     let seg = Segment { seq: isn, ack: 0, flags: tcp::flags::SYN, window, mss: Some(mss_table(key.v6)[mss]) };
     let Some(lay) = rebuild(f, ip, false, &seg) else { return Err(Verdict::Drop(DropReason::NoRoom)) };
     w.counters.synproxy_accepted += 1;
     let total = f.data().len() - ip.l3;
     Ok((c, Ip { l4: lay.l4, total, fragment: None, dont_frag: true, ..*ip }, lay))
+}
+
+/// A client segment arrived while the backend's SYN-ACK is awaited for longer than this: the
+/// SYN (or its answer) was lost, for instance while the backend's MAC was being resolved.
+const SYN_RETRY_MS: u32 = 200;
+
+fn clock32(now_ms: u64) -> u32 {
+    // The low half of the millisecond clock: compared with wrapping arithmetic.
+    #[allow(clippy::cast_possible_truncation)]
+    let low = now_ms as u32;
+    low
+}
+
+/// Whether a pending connection's SYN to the backend is overdue (send it again).
+pub(super) fn syn_due(c: &Conn, now_ms: u64) -> bool {
+    clock32(now_ms).wrapping_sub(c.syn_sent_ms) >= SYN_RETRY_MS
+}
+
+/// Turns a client segment of pending connection `id` into the backend's SYN again (the segment
+/// is lost; the client sends it again). Returns the frame's new headers for delivery.
+pub(super) fn resend_syn(w: &mut Worker, f: &mut impl Frame, ip: &Ip, id: ConnId, now_ms: u64) -> Option<(Ip, Layout)> {
+    let c = w.conns.get_mut(id);
+    c.syn_sent_ms = clock32(now_ms);
+    // While pending, seq_delta is the cookie, whose low bits index the MSS table.
+    let mss = mss_table(ip.v6)[(c.seq_delta & 3) as usize];
+    let seg = Segment { seq: c.client_isn, ack: 0, flags: tcp::flags::SYN, window: WINDOW, mss: Some(mss) };
+    let lay = rebuild(f, ip, false, &seg)?;
+    w.counters.synproxy_syn_retries += 1;
+    let total = f.data().len() - ip.l3;
+    Some((Ip { l4: lay.l4, total, fragment: None, dont_frag: true, ..*ip }, lay))
 }
 
 /// The backend's SYN-ACK (first or retransmitted): record the sequence offset, release the
