@@ -662,3 +662,13 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod size {
+    #[test]
+    fn a_connection_fits_two_cache_lines() {
+        // What forwarding needs plus the SYN proxy and forward-progress fields: two lines.
+        assert!(std::mem::size_of::<super::Conn>() <= 128, "{}", std::mem::size_of::<super::Conn>());
+        println!("Conn is {} bytes", std::mem::size_of::<super::Conn>());
+    }
+}
