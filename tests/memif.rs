@@ -121,10 +121,20 @@ impl Lbd {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start lbd");
-        let lbd = Lbd { child, metrics: work.metrics };
+        let mut lbd = Lbd { child, metrics: work.metrics };
         let start = Instant::now();
         while lbd.get("lbd_rx_packets_total").is_none() {
-            assert!(start.elapsed() < Duration::from_secs(30), "lbd did not come up");
+            let exited = lbd.child.try_wait().ok().flatten().is_some();
+            if exited || start.elapsed() > Duration::from_secs(30) {
+                let _ = lbd.child.kill();
+                let out = std::mem::replace(&mut lbd.child, Command::new("true").spawn().expect("true"));
+                let out = out.wait_with_output().expect("lbd output");
+                panic!(
+                    "lbd did not come up:\n{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
         lbd
@@ -183,7 +193,8 @@ fn memif_testpmd_flowgen_everything_sent_is_forwarded() {
         return;
     }
     let work = Work::new("fg");
-    let prefix = format!("lbmemiffg{}", std::process::id());
+    // Not lbd's prefix ("lbmemif" + test + pid): two primaries cannot share one.
+    let prefix = format!("lbmemiftestpmd{}", std::process::id());
     let mut tp = Command::new("dpdk-testpmd")
         .args(["-l", "0,1", "--main-lcore", "1", "--file-prefix", &prefix])
         .args(eal_memory())
