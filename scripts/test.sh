@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
-# The memif test's testpmd runs in memory on hugepages (without them it and lbd each need a
-# no-huge primary, which the memif pairing does not survive): reserve some if none are free.
+# The memif test runs testpmd in memory on hugepages; without them (both processes --no-huge)
+# no traffic crosses the memif pair, for a reason not yet found. Reserve some if none are free.
 if [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -lt 256 ] && [ "$(id -u)" -eq 0 ]; then
     echo 512 > /proc/sys/vm/nr_hugepages || true
     mountpoint -q /dev/hugepages || { mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages; } || true
