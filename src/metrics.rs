@@ -81,6 +81,12 @@ pub fn render(h: &StatsHandle) -> String {
         &mut stats.iter().map(|s| (w(s), s.counters.neighbour_requests)),
     );
     put(
+        "lbd_time_exceeded_sent_total",
+        "ICMP time exceeded sent for packets whose TTL or hop limit ran out at lbd.",
+        "counter",
+        &mut stats.iter().map(|s| (w(s), s.counters.time_exceeded_sent)),
+    );
+    put(
         "lbd_synproxy_cookies_total",
         "SYNs the SYN proxy answered with a cookie.",
         "counter",

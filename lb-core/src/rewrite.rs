@@ -157,10 +157,25 @@ const ICMPV4_QUOTE: usize = 576 - 28;
 /// Most bytes an ICMPv6 error quotes (the error must fit the minimum MTU of 1280).
 const ICMPV6_QUOTE: usize = 1280 - 48;
 
+/// An ICMP error lbd sends about a packet it cannot forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcmpError {
+    /// Fragmentation needed (IPv4) or packet too big (IPv6), with the MTU.
+    TooBig(u16),
+    /// TTL or hop limit exceeded in transit.
+    TimeExceeded,
+}
+
 /// Turns the IP packet after the `l3`-byte Ethernet header into an ICMP error for its sender,
 /// from `from`: fragmentation needed (IPv4) or packet too big (IPv6) carrying `mtu`. The
 /// Ethernet header is kept (the caller addresses it). False without headroom.
 pub fn make_too_big(frame: &mut impl Frame, l3: usize, v6: bool, from: &[u8; 16], mtu: u16) -> bool {
+    make_icmp_error(frame, l3, v6, from, IcmpError::TooBig(mtu))
+}
+
+/// Turns the packet at `l3` into ICMP error `err` to its sender, from `from`, quoting as much
+/// of it as RFC 1812 / RFC 4443 allow (576 / 1280 bytes in all). False without headroom.
+pub fn make_icmp_error(frame: &mut impl Frame, l3: usize, v6: bool, from: &[u8; 16], err: IcmpError) -> bool {
     let (ip_len, quote_max) = if v6 { (ipv6::HEADER_LEN, ICMPV6_QUOTE) } else { (ipv4::HEADER_LEN, ICMPV4_QUOTE) };
     let grow = ip_len + icmpv4::HEADER_LEN;
     let quoted = (frame.data().len() - l3).min(quote_max);
@@ -190,9 +205,17 @@ pub fn make_too_big(frame: &mut impl Frame, l3: usize, v6: bool, from: &[u8; 16]
             },
         );
         let mut m = icmpv6::Packet::new_unchecked(&mut d[l3 + ip_len..l3 + ip_len + msg_len]);
-        m.set_msg_type(icmpv6::TYPE_PACKET_TOO_BIG);
         m.set_code(0);
-        m.set_mtu(u32::from(mtu));
+        match err {
+            IcmpError::TooBig(mtu) => {
+                m.set_msg_type(icmpv6::TYPE_PACKET_TOO_BIG);
+                m.set_mtu(u32::from(mtu));
+            }
+            IcmpError::TimeExceeded => {
+                m.set_msg_type(icmpv6::TYPE_TIME_EXCEEDED);
+                m.set_mtu(0); // the unused word
+            }
+        }
         m.fill_checksum(checksum::pseudo_v6(*from, sender, ip_proto::ICMPV6, u32::try_from(msg_len).unwrap_or(0)));
     } else {
         let from4 = crate::flow::narrow(from);
@@ -211,9 +234,18 @@ pub fn make_too_big(frame: &mut impl Frame, l3: usize, v6: bool, from: &[u8; 16]
             },
         );
         let mut m = icmpv4::Packet::new_unchecked(&mut d[l3 + ip_len..l3 + ip_len + msg_len]);
-        m.set_msg_type(icmpv4::TYPE_DEST_UNREACHABLE);
-        m.set_code(icmpv4::CODE_FRAG_NEEDED);
-        m.set_next_hop_mtu(mtu);
+        match err {
+            IcmpError::TooBig(mtu) => {
+                m.set_msg_type(icmpv4::TYPE_DEST_UNREACHABLE);
+                m.set_code(icmpv4::CODE_FRAG_NEEDED);
+                m.set_next_hop_mtu(mtu);
+            }
+            IcmpError::TimeExceeded => {
+                m.set_msg_type(icmpv4::TYPE_TIME_EXCEEDED);
+                m.set_code(0);
+                m.set_next_hop_mtu(0); // the unused word
+            }
+        }
         m.fill_checksum();
     }
     d[l3 - 2..l3].copy_from_slice(&(if v6 { EtherType::IPV6 } else { EtherType::IPV4 }).to_be_bytes());

@@ -356,3 +356,20 @@ fn a_burst_gets_one_verdict_per_frame_in_order() {
     assert_eq!((lab.worker.counters.rx_packets, lab.worker.counters.tx_packets), (3, 1));
     let _ = IpNumber::TCP;
 }
+
+#[test]
+fn time_exceeded_is_rate_limited() {
+    let t = table(&services_with("rr", &[(11, 1)], ""), None);
+    let mut w = worker(WorkerConfig { conn_capacity: 4096, ..Default::default() }, Steering::Any);
+    let expiring = |i: u16| {
+        eth(LB0, client_mac(2), EtherType::IPV4, &tcp4(&V4::new(c4(2), c4(100)).ttl(1), 20000 + i, 80, SYN, b""))
+    };
+    // A burst of 50 is answered at once; the rest of the same millisecond is dropped and counted.
+    let answered = (0..200).filter(|i| run(&mut w, &t, 0, &expiring(*i), 5_000).0 == Verdict::Tx(0)).count();
+    assert_eq!(answered, 50);
+    assert_eq!(w.counters.drop_count(DropReason::TtlExceeded), 150);
+    // Then 1000 a second.
+    let later = (0..200).filter(|i| run(&mut w, &t, 0, &expiring(300 + i), 5_010).0 == Verdict::Tx(0)).count();
+    assert_eq!(later, 10);
+    assert_eq!(w.counters.time_exceeded_sent, 60);
+}

@@ -515,11 +515,42 @@ fn table() -> Vec<Fixture> {
         eth(LB0, client_mac(2), EtherType::IPV4, &bad_ck),
         DropReason::Ipv4BadChecksum,
     ));
-    t.push(drop(
-        "TTL 1 cannot be forwarded",
+    let expiring = tcp4(&V4::new(c4(2), vip_nat).ttl(1), 40100, 80, SYN, b"");
+    let mut router = V4::new(c4(1), c4(2));
+    router.df = false;
+    router.ident = 0;
+    t.push(tx(
+        "TTL 1 cannot be forwarded: ICMP time exceeded from the LB's address on that port",
         0,
-        eth(LB0, client_mac(2), EtherType::IPV4, &tcp4(&V4::new(c4(2), vip_nat).ttl(1), 40100, 80, SYN, b"")),
-        DropReason::TtlExceeded,
+        eth(LB0, client_mac(2), EtherType::IPV4, &expiring),
+        0,
+        eth(
+            client_mac(2),
+            LB0,
+            EtherType::IPV4,
+            &icmp4(
+                &router,
+                Icmpv4Type::TimeExceeded(etherparse::icmpv4::TimeExceededCode::TtlExceededInTransit),
+                &expiring,
+            ),
+        ),
+    ));
+    let expiring6 = tcp6(&V6::new(c6(2), c6_vip(0x00)).hop(1), 40102, 80, SYN, b"");
+    t.push(tx(
+        "hop limit 1 cannot be forwarded: ICMPv6 time exceeded from the LB's address",
+        0,
+        eth(LB0, client_mac(2), EtherType::IPV6, &expiring6),
+        0,
+        eth(
+            client_mac(2),
+            LB0,
+            EtherType::IPV6,
+            &icmp6(
+                &V6::new(c6(1), c6(2)),
+                Icmpv6Type::TimeExceeded(etherparse::icmpv6::TimeExceededCode::HopLimitExceeded),
+                &expiring6,
+            ),
+        ),
     ));
     let mut doff = tcp4(&V4::new(c4(2), vip_nat), 40101, 80, SYN, b"");
     doff[20 + 12] = 0x40;
@@ -658,6 +689,8 @@ fn fixtures_cover_every_reachable_drop_reason() {
         DropReason::LocalPortsExhausted,
         DropReason::NoRoom,
         DropReason::NoSourceAddress,
+        // behaviour.rs: only once the time-exceeded rate is spent.
+        DropReason::TtlExceeded,
     ];
     for r in DropReason::ALL {
         assert!(named.contains(&r) || elsewhere.contains(&r), "no fixture drops for {}", r.name());

@@ -24,6 +24,8 @@ pub enum DropReason {
     L4Truncated,
     /// TCP data offset below 5 or UDP length below 8.
     L4Malformed,
+    /// TTL or hop limit ran out here, and no time exceeded was sent (rate limit, relayed ICMP
+    /// error, later fragment).
     TtlExceeded,
     /// Not a VIP, not the LB's own address, no tracked connection.
     UnknownDestination,
@@ -183,6 +185,8 @@ pub struct Counters {
     pub echo_replies: u64,
     pub icmp_errors_relayed: u64,
     pub too_big_sent: u64,
+    /// ICMP time exceeded sent for packets whose TTL or hop limit ran out here.
+    pub time_exceeded_sent: u64,
     pub neighbour_requests: u64,
     /// Neighbour probes not sent because the burst's probe queue was full.
     pub probes_unsent: u64,
@@ -218,6 +222,7 @@ impl Counters {
             echo_replies: 0,
             icmp_errors_relayed: 0,
             too_big_sent: 0,
+            time_exceeded_sent: 0,
             neighbour_requests: 0,
             probes_unsent: 0,
             parked: 0,
@@ -253,6 +258,7 @@ impl Counters {
         self.echo_replies += o.echo_replies;
         self.icmp_errors_relayed += o.icmp_errors_relayed;
         self.too_big_sent += o.too_big_sent;
+        self.time_exceeded_sent += o.time_exceeded_sent;
         self.neighbour_requests += o.neighbour_requests;
         self.probes_unsent += o.probes_unsent;
         self.parked += o.parked;

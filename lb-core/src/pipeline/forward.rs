@@ -6,7 +6,9 @@ use crate::conntrack::{
 };
 use crate::flow::{FlowKey, fast_hash, hash_bytes, widen};
 use crate::frag::FragKey;
-use crate::rewrite::{Layout, Tunnel, decrement_ttl, encapsulate, make_too_big, translate, tunnel_overhead};
+use crate::rewrite::{
+    IcmpError, Layout, Tunnel, decrement_ttl, encapsulate, make_icmp_error, make_too_big, translate, tunnel_overhead,
+};
 use crate::sched::{self, Load};
 use crate::service::{Mode, Service, Table};
 use crate::wire::encap::{Endpoints, OuterFields};
@@ -585,11 +587,11 @@ pub(super) fn send_for_conn(
     {
         return too_big(w, t, f, l3, inner_v6, dont_frag, c, dir, mtu - overhead);
     }
+    if !decrement_ttl(f.data_mut(), l3, inner_v6) {
+        return time_exceeded(w, t, f, l3, inner_v6, size.is_some(), now_ms);
+    }
     let d = f.data_mut();
     let (dscp_ecn, df) = if inner_v6 { (0, true) } else { (d[l3 + 1], d[l3 + 6] & 0x40 != 0) };
-    if !decrement_ttl(d, l3, inner_v6) {
-        return Verdict::Drop(DropReason::TtlExceeded);
-    }
     rewrite(d);
     if let (Some(tn), Some(o)) = (tunnel, outer) {
         let fields = OuterFields { ttl: 64, dscp_ecn, dont_frag: df, entropy: (entropy >> 32) as u32 };
@@ -598,6 +600,32 @@ pub(super) fn send_for_conn(
         }
     }
     l2::send_via(w, t, f, port, &hop, out_v6, confirm, now_ms)
+}
+
+/// The TTL or hop limit ran out here: answer the sender with ICMP time exceeded from the LB's
+/// address on the port it came in by, as a router would (RFC 1812 5.3.1), rate-limited so that
+/// spoofed packets cannot make lbd a reflector. Never for a relayed ICMP error (`forwarded`
+/// false) nor a non-first fragment.
+fn time_exceeded(
+    w: &mut Worker,
+    t: &Table,
+    f: &mut impl Frame,
+    l3: usize,
+    v6: bool,
+    forwarded: bool,
+    now_ms: u64,
+) -> Verdict {
+    let d = f.data();
+    let later_fragment = !v6 && get_u16(d, l3 + 6) & 0x1fff != 0;
+    let from = t.network.address_on(f.in_port(), v6);
+    let Some(from) = from.filter(|_| forwarded && !later_fragment && w.icmp_allowed(now_ms)) else {
+        return Verdict::Drop(DropReason::TtlExceeded);
+    };
+    if !make_icmp_error(f, l3, v6, &from, IcmpError::TimeExceeded) {
+        return Verdict::Drop(DropReason::NoRoom);
+    }
+    w.counters.time_exceeded_sent += 1;
+    l2::back_to_sender(t, f)
 }
 
 /// The packet does not fit the egress MTU: answer its sender with fragmentation needed / packet

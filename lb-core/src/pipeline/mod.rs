@@ -92,6 +92,11 @@ impl Default for WorkerConfig {
 
 /// Neighbour probes a worker can queue per burst; more wait for the next use of the entry.
 pub const MAX_PROBES: usize = 16;
+/// ICMP errors (time exceeded) a worker originates per second at most, and in one burst: like
+/// Linux's icmp_msgs_per_sec and icmp_msgs_burst.
+const ICMP_PER_SEC: u64 = 1000;
+const ICMP_BURST: u64 = 50;
+
 /// Connections a burst can release (SYN proxy handshakes completed).
 pub const MAX_RELEASED: usize = 32;
 
@@ -113,6 +118,9 @@ pub struct Worker {
     synproxy_secret: u64,
     released: [crate::conntrack::ConnId; MAX_RELEASED],
     released_count: usize,
+    /// ICMP errors lbd may still originate (token bucket, `ICMP_PER_SEC`, burst `ICMP_BURST`).
+    icmp_tokens: u64,
+    icmp_refilled_ms: u64,
     generation: u64,
 }
 
@@ -137,6 +145,8 @@ impl Worker {
             synproxy_secret: cfg.synproxy_secret,
             released: [0; MAX_RELEASED],
             released_count: 0,
+            icmp_tokens: ICMP_BURST,
+            icmp_refilled_ms: 0,
             generation: 0,
         }
     }
@@ -171,6 +181,18 @@ impl Worker {
     pub fn take_probes(&mut self) -> &[Probe] {
         let n = std::mem::take(&mut self.probe_count);
         &self.probes[..n]
+    }
+
+    /// Takes a token for one originated ICMP error; false when the rate is spent.
+    fn icmp_allowed(&mut self, now_ms: u64) -> bool {
+        let earned = now_ms.saturating_sub(self.icmp_refilled_ms) * ICMP_PER_SEC / 1000;
+        if earned > 0 {
+            self.icmp_tokens = (self.icmp_tokens + earned).min(ICMP_BURST);
+            self.icmp_refilled_ms = now_ms;
+        }
+        let allowed = self.icmp_tokens > 0;
+        self.icmp_tokens -= u64::from(allowed);
+        allowed
     }
 
     /// Notes that connection `id` no longer parks its packets.
