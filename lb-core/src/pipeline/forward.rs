@@ -1,17 +1,16 @@
-//! TCP and UDP: connection lookup, scheduling of new flows, per-mode rewrite and delivery.
+//! TCP and UDP: validation, connection lookup and state, scheduling of new flows (and the SYN
+//! proxy's), then delivery through `send`.
 
-use super::{DropReason, Frame, L4Checksum, Verdict, Worker, l2, not_served, synproxy};
+use super::send::deliver;
+use super::{DropReason, Frame, L4Checksum, Verdict, Worker, not_served, synproxy};
 use crate::conntrack::{
     Conn, ConnId, Dir, InsertError, PROGRESS_BACKEND, PROGRESS_CLIENT, SynProxy, TcpEvent, TcpState, tcp_transition,
 };
 use crate::flow::{FlowKey, fast_hash, hash_bytes, widen};
 use crate::frag::FragKey;
-use crate::rewrite::{
-    IcmpError, Layout, Tunnel, decrement_ttl, encapsulate, make_icmp_error, make_too_big, translate, tunnel_overhead,
-};
+use crate::rewrite::Layout;
 use crate::sched::{self, Load};
 use crate::service::{Mode, Service, Table};
-use crate::wire::encap::{Endpoints, OuterFields};
 use crate::wire::{Error as WireError, checksum, get_array, get_u16, get_u32, ip_proto, tcp, udp};
 
 /// What the IP layer found.
@@ -500,163 +499,4 @@ fn stateless_nat_reply(
     };
     w.counters.stateless += 1;
     Some(deliver(w, t, f, ip, lay, &c, Dir::Reply, false, now_ms))
-}
-
-/// Rewrites the packet for its connection and direction and sends it on.
-#[allow(clippy::too_many_arguments)]
-fn deliver(
-    w: &mut Worker,
-    t: &Table,
-    f: &mut impl Frame,
-    ip: &Ip,
-    lay: &Layout,
-    c: &Conn,
-    dir: Dir,
-    confirm: bool,
-    now_ms: u64,
-) -> Verdict {
-    let size = Some((ip.total, ip.dont_frag));
-    send_for_conn(w, t, f, lay.l3, ip.v6, c, dir, size, confirm, now_ms, |d| {
-        match (dir, c.mode) {
-            (Dir::Orig, Mode::Nat) => translate(d, lay, None, Some((&c.reply.src, c.reply.src_port))),
-            (Dir::Orig, Mode::Fnat) => {
-                translate(d, lay, Some((&c.reply.dst, c.reply.dst_port)), Some((&c.reply.src, c.reply.src_port)))
-            }
-            (Dir::Reply, Mode::Nat) => translate(d, lay, Some((&c.orig.dst, c.orig.dst_port)), None),
-            (Dir::Reply, Mode::Fnat) => {
-                translate(d, lay, Some((&c.orig.dst, c.orig.dst_port)), Some((&c.orig.src, c.orig.src_port)))
-            }
-            _ => {}
-        }
-        if c.synproxy == SynProxy::Active {
-            synproxy::translate_seq(d, lay, c, dir);
-        }
-    })
-}
-
-/// Sends a packet of connection `c` travelling `dir`: route, MTU check (when `size` gives the
-/// IP length and DF bit), TTL, `rewrite`, tunnel for tun/gue toward the backend, then L2.
-/// Shared by forwarded packets and relayed ICMP errors.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn send_for_conn(
-    w: &mut Worker,
-    t: &Table,
-    f: &mut impl Frame,
-    l3: usize,
-    inner_v6: bool,
-    c: &Conn,
-    dir: Dir,
-    size: Option<(usize, bool)>,
-    confirm: bool,
-    now_ms: u64,
-    rewrite: impl FnOnce(&mut [u8]),
-) -> Verdict {
-    let (target, out_v6) = match dir {
-        Dir::Orig => (c.reply.src, c.reply.v6),
-        Dir::Reply => (c.orig.src, c.orig.v6),
-    };
-    let Some((port, hop)) = t.network.route(&target, out_v6) else {
-        return Verdict::Drop(DropReason::NoRoute);
-    };
-    if dir == Dir::Orig && c.mode == Mode::Dr && hop != target {
-        // Direct routing only reaches backends on a connected segment.
-        return Verdict::Drop(DropReason::NoRoute);
-    }
-    // Only tunnels use the flow's hash (outer IPv4 id or flow label, GUE source port): nat, fnat
-    // and dr packets do not pay for it.
-    let (tunnel, entropy) = match (dir, c.mode) {
-        (Dir::Orig, Mode::Tun) => (Some(Tunnel::Ipip), fast_hash(&c.orig, 0)),
-        (Dir::Orig, Mode::Gue) => {
-            let entropy = fast_hash(&c.orig, 0);
-            (Some(Tunnel::Gue { src_port: 0xc000 | (entropy & 0x3fff) as u16, dst_port: c.tunnel_port }), entropy)
-        }
-        _ => (None, 0),
-    };
-    let outer = match tunnel {
-        Some(_) => match t.network.address_on(port, out_v6) {
-            Some(src) if out_v6 => Some(Endpoints::V6 { src, dst: target }),
-            Some(src) => Some(Endpoints::V4 { src: crate::flow::narrow(&src), dst: crate::flow::narrow(&target) }),
-            None => return Verdict::Drop(DropReason::NoSourceAddress),
-        },
-        None => None,
-    };
-    let overhead = tunnel.zip(outer.as_ref()).map_or(0, |(tn, o)| tunnel_overhead(tn, o));
-    let mtu = usize::from(t.network.ports.get(usize::from(port)).map_or(1500, |p| p.mtu));
-    if let Some((total, dont_frag)) = size
-        && total + overhead > mtu
-    {
-        return too_big(w, t, f, l3, inner_v6, dont_frag, c, dir, mtu - overhead);
-    }
-    if !decrement_ttl(f.data_mut(), l3, inner_v6) {
-        return time_exceeded(w, t, f, l3, inner_v6, size.is_some(), now_ms);
-    }
-    let d = f.data_mut();
-    let (dscp_ecn, df) = if inner_v6 { (0, true) } else { (d[l3 + 1], d[l3 + 6] & 0x40 != 0) };
-    rewrite(d);
-    if let (Some(tn), Some(o)) = (tunnel, outer) {
-        let fields = OuterFields { ttl: 64, dscp_ecn, dont_frag: df, entropy: (entropy >> 32) as u32 };
-        if !encapsulate(f, l3, inner_v6, &o, tn, &fields) {
-            return Verdict::Drop(DropReason::NoRoom);
-        }
-    }
-    l2::send_via(w, t, f, port, &hop, out_v6, confirm, now_ms)
-}
-
-/// The TTL or hop limit ran out here: answer the sender with ICMP time exceeded from the LB's
-/// address on the port it came in by, as a router would (RFC 1812 5.3.1), rate-limited so that
-/// spoofed packets cannot make lbd a reflector. Never for a relayed ICMP error (`forwarded`
-/// false) nor a non-first fragment.
-fn time_exceeded(
-    w: &mut Worker,
-    t: &Table,
-    f: &mut impl Frame,
-    l3: usize,
-    v6: bool,
-    forwarded: bool,
-    now_ms: u64,
-) -> Verdict {
-    let d = f.data();
-    let later_fragment = !v6 && get_u16(d, l3 + 6) & 0x1fff != 0;
-    let from = t.network.address_on(f.in_port(), v6);
-    let Some(from) = from.filter(|_| forwarded && !later_fragment && w.icmp_allowed(now_ms)) else {
-        return Verdict::Drop(DropReason::TtlExceeded);
-    };
-    if !make_icmp_error(f, l3, v6, &from, IcmpError::TimeExceeded) {
-        return Verdict::Drop(DropReason::NoRoom);
-    }
-    w.counters.time_exceeded_sent += 1;
-    l2::back_to_sender(t, f)
-}
-
-/// The packet does not fit the egress MTU: answer its sender with fragmentation needed / packet
-/// too big (from the VIP when the client sent it), or drop it when IPv4 DF is clear.
-#[allow(clippy::too_many_arguments)]
-fn too_big(
-    w: &mut Worker,
-    t: &Table,
-    f: &mut impl Frame,
-    l3: usize,
-    v6: bool,
-    dont_frag: bool,
-    c: &Conn,
-    dir: Dir,
-    mtu: usize,
-) -> Verdict {
-    if !v6 && !dont_frag {
-        return Verdict::Drop(DropReason::TooBigNoDf);
-    }
-    let from = match dir {
-        Dir::Orig => c.orig.dst,
-        Dir::Reply => t.network.address_on(f.in_port(), v6).unwrap_or(c.orig.dst),
-    };
-    if !make_too_big(f, l3, v6, &from, u16::try_from(mtu).unwrap_or(u16::MAX)) {
-        return Verdict::Drop(DropReason::NoRoom);
-    }
-    w.counters.too_big_sent += 1;
-    l2::back_to_sender(t, f)
-}
-
-/// The (source, destination) ports of the transport header at `at`, if 4 bytes are there.
-pub(super) fn ports_at(d: &[u8], at: usize) -> Option<(u16, u16)> {
-    (d.len() >= at + 4).then(|| (get_u16(d, at), get_u16(d, at + 2)))
 }

@@ -3,7 +3,7 @@
 //! modes (so path MTU discovery works through the LB), and forwarded as is (tunnelled for
 //! tun/gue) to direct-routing backends, which sent the quoted packet with the VIP as source.
 
-use super::forward::{ports_at, send_for_conn};
+use super::send::{ports_at, send_for_conn};
 use super::{DropReason, Frame, L3, Verdict, Worker, l2};
 use crate::conntrack::Dir;
 use crate::flow::{FlowKey, widen};

@@ -14,6 +14,7 @@ mod forward;
 mod frame;
 mod icmp;
 mod l2;
+mod send;
 mod synproxy;
 
 pub use counters::{BackendCounters, Counters, DropReason, ServiceCounters};

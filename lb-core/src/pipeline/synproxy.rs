@@ -16,7 +16,8 @@
 //! Client segments that arrive between the ACK and the backend's SYN-ACK are parked by the
 //! runtime (`Verdict::Park`) and processed again once the connection is released.
 
-use super::forward::{Ip, l4_checksum_ok, send_for_conn};
+use super::forward::{Ip, l4_checksum_ok};
+use super::send::send_for_conn;
 use super::{DropReason, Frame, Verdict, Worker, l2};
 use crate::conntrack::{Conn, ConnId, Dir, SynProxy, TcpState};
 use crate::flow::{FlowKey, hash_bytes};
