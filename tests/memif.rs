@@ -231,6 +231,8 @@ fn memif_testpmd_flowgen_everything_sent_is_forwarded() {
     );
     writeln!(stdin, "quit").unwrap();
     let out = tp.wait_with_output().unwrap();
+    // testpmd leaves its EAL runtime directory behind; lbd removes its own.
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
     let out = String::from_utf8_lossy(&out.stdout).into_owned();
     let (gen_rx, gen_tx) = testpmd_port_stats(&out);
     let conns = lbd.get("lbd_conns_created_total").unwrap();
