@@ -364,42 +364,51 @@ impl NeighTable {
         })
     }
 
-    /// Rewrites slot `i` under its sequence lock; false when another writer holds it.
-    fn write(&self, i: usize, addr: &[u8; 16], meta: u64, now_ms: u64, confirmed_ms: u64, state: u64) -> bool {
+    /// Runs `update` on slot `i` under its sequence lock (readers retry while it runs); `None`
+    /// when another writer holds the slot.
+    fn locked<R>(&self, i: usize, update: impl FnOnce(&Slot) -> R) -> Option<R> {
         let s = &self.slots[i];
         let seq = s.seq.load(Ordering::Relaxed);
         if seq & 1 == 1
             || s.seq.compare_exchange(seq, seq.wrapping_add(1), Ordering::Acquire, Ordering::Relaxed).is_err()
         {
-            return false;
+            return None;
         }
         fence(Ordering::Release);
-        for (k, w) in words(addr).iter().enumerate() {
-            s.addr[k].store(*w, Ordering::Relaxed);
-        }
-        s.meta.store(meta, Ordering::Relaxed);
-        s.updated_ms.store(now_ms, Ordering::Relaxed);
-        s.confirmed_ms.store(confirmed_ms, Ordering::Relaxed);
-        s.state.store(state, Ordering::Relaxed);
+        let r = update(s);
         s.seq.store(seq.wrapping_add(2), Ordering::Release);
-        true
+        Some(r)
+    }
+
+    /// Rewrites slot `i`; false when another writer holds it.
+    fn write(&self, i: usize, addr: &[u8; 16], meta: u64, now_ms: u64, confirmed_ms: u64, state: u64) -> bool {
+        self.locked(i, |s| {
+            for (k, w) in words(addr).iter().enumerate() {
+                s.addr[k].store(*w, Ordering::Relaxed);
+            }
+            s.meta.store(meta, Ordering::Relaxed);
+            s.updated_ms.store(now_ms, Ordering::Relaxed);
+            s.confirmed_ms.store(confirmed_ms, Ordering::Relaxed);
+            s.state.store(state, Ordering::Relaxed);
+        })
+        .is_some()
     }
 
     /// Empties slot `i` if it still holds `meta`.
     fn remove(&self, i: usize, meta: u64) -> bool {
-        let s = &self.slots[i];
-        let seq = s.seq.load(Ordering::Relaxed);
-        if seq & 1 == 1
-            || s.seq.compare_exchange(seq, seq.wrapping_add(1), Ordering::Acquire, Ordering::Relaxed).is_err()
-        {
-            return false;
-        }
-        let removed = s.meta.load(Ordering::Relaxed) == meta;
-        if removed {
-            s.meta.store(0, Ordering::Relaxed);
-        }
-        s.seq.store(seq.wrapping_add(2), Ordering::Release);
-        removed
+        self.locked(i, |s| {
+            let same = s.meta.load(Ordering::Relaxed) == meta;
+            if same {
+                s.meta.store(0, Ordering::Relaxed);
+            }
+            same
+        })
+        .unwrap_or(false)
+    }
+
+    /// Whether an entry last confirmed at `confirmed_ms` (0: never) is past its reachable time.
+    fn stale(&self, confirmed_ms: u64, now_ms: u64) -> bool {
+        confirmed_ms == 0 || now_ms.saturating_sub(confirmed_ms) > self.params.reachable_ms
     }
 
     /// True when a new entry must not replace slot `i`.
@@ -526,7 +535,7 @@ impl NeighTable {
             }
             _ => {
                 // REACHABLE while fresh, STALE after: first use of a stale entry starts DELAY.
-                if confirmed == 0 || now_ms.saturating_sub(confirmed) > p.reachable_ms {
+                if self.stale(confirmed, now_ms) {
                     cas(nud(ST_DELAY, 0, now_ms));
                 }
                 Resolution::Ready { mac, port, slot }
@@ -658,7 +667,7 @@ impl NeighTable {
                         ST_INCOMPLETE => State::Incomplete,
                         ST_DELAY => State::Delay,
                         ST_PROBE => State::Probe,
-                        _ if confirmed == 0 || now_ms.saturating_sub(confirmed) > p.reachable_ms => State::Stale,
+                        _ if self.stale(confirmed, now_ms) => State::Stale,
                         _ => State::Reachable,
                     }
                 };
