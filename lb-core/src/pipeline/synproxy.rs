@@ -103,9 +103,9 @@ struct Segment {
 }
 
 /// Rewrites the frame's IP and TCP headers into a fresh segment without payload, IP options or
-/// extension headers; `swap` reverses addresses and ports. Returns the new layout, or `None`
-/// without room.
-fn rebuild(f: &mut impl Frame, ip: &Ip, swap: bool, seg: &Segment) -> Option<Layout> {
+/// extension headers; `swap` reverses addresses and ports. Returns what the IP layer and the
+/// rewrite now see of the frame, or `None` without room.
+fn rebuild(f: &mut impl Frame, ip: &Ip, swap: bool, seg: &Segment) -> Option<(Ip, Layout)> {
     let d = f.data();
     let (l3, v6) = (ip.l3, ip.v6);
     let (mut src, mut dst) = ([0u8; 16], [0u8; 16]);
@@ -174,7 +174,8 @@ fn rebuild(f: &mut impl Frame, ip: &Ip, swap: bool, seg: &Segment) -> Option<Lay
     }
     let mut p = tcp::Packet::new_unchecked(t);
     p.fill_checksum(pseudo);
-    Some(Layout { l3, l4, v6, proto: ip_proto::TCP, l4_present: true })
+    let rebuilt = Ip { l4, total: ip_len + tcp_len, fragment: None, dont_frag: true, ..*ip };
+    Some((rebuilt, Layout { l3, l4, v6, proto: ip_proto::TCP, l4_present: true }))
 }
 
 /// A SYN for a synproxy service: answer it with a cookie, keep nothing.
@@ -241,10 +242,9 @@ pub(super) fn accept_ack(
     };
     open(w, &mut c)?;
     let seg = Segment { seq: isn, ack: 0, flags: tcp::flags::SYN, window, mss: Some(mss_table(key.v6)[mss]) };
-    let Some(lay) = rebuild(f, ip, false, &seg) else { return Err(Verdict::Drop(DropReason::NoRoom)) };
+    let Some((ip, lay)) = rebuild(f, ip, false, &seg) else { return Err(Verdict::Drop(DropReason::NoRoom)) };
     w.counters.synproxy_accepted += 1;
-    let total = f.data().len() - ip.l3;
-    Ok((c, Ip { l4: lay.l4, total, fragment: None, dont_frag: true, ..*ip }, lay))
+    Ok((c, ip, lay))
 }
 
 /// A client segment arrived while the backend's SYN-ACK is awaited for longer than this: the
@@ -271,10 +271,9 @@ pub(super) fn resend_syn(w: &mut Worker, f: &mut impl Frame, ip: &Ip, id: ConnId
     // While pending, seq_delta is the cookie, whose low bits index the MSS table.
     let mss = mss_table(ip.v6)[(c.seq_delta & 3) as usize];
     let seg = Segment { seq: c.client_isn, ack: 0, flags: tcp::flags::SYN, window: WINDOW, mss: Some(mss) };
-    let lay = rebuild(f, ip, false, &seg)?;
+    let rebuilt = rebuild(f, ip, false, &seg)?;
     w.counters.synproxy_syn_retries += 1;
-    let total = f.data().len() - ip.l3;
-    Some((Ip { l4: lay.l4, total, fragment: None, dont_frag: true, ..*ip }, lay))
+    Some(rebuilt)
 }
 
 /// The backend's SYN-ACK (first or retransmitted): record the sequence offset, release the
