@@ -166,15 +166,9 @@ pub enum IcmpError {
     TimeExceeded,
 }
 
-/// Turns the IP packet after the `l3`-byte Ethernet header into an ICMP error for its sender,
-/// from `from`: fragmentation needed (IPv4) or packet too big (IPv6) carrying `mtu`. The
-/// Ethernet header is kept (the caller addresses it). False without headroom.
-pub fn make_too_big(frame: &mut impl Frame, l3: usize, v6: bool, from: &[u8; 16], mtu: u16) -> bool {
-    make_icmp_error(frame, l3, v6, from, IcmpError::TooBig(mtu))
-}
-
-/// Turns the packet at `l3` into ICMP error `err` to its sender, from `from`, quoting as much
-/// of it as RFC 1812 / RFC 4443 allow (576 / 1280 bytes in all). False without headroom.
+/// Turns the IP packet after the `l3`-byte Ethernet header into ICMP error `err` for its
+/// sender, from `from`, quoting as much of it as RFC 1812 / RFC 4443 allow (576 / 1280 bytes
+/// in all). The Ethernet header is kept (the caller addresses it). False without headroom.
 pub fn make_icmp_error(frame: &mut impl Frame, l3: usize, v6: bool, from: &[u8; 16], err: IcmpError) -> bool {
     let (ip_len, quote_max) = if v6 { (ipv6::HEADER_LEN, ICMPV6_QUOTE) } else { (ipv4::HEADER_LEN, ICMPV4_QUOTE) };
     let grow = ip_len + icmpv4::HEADER_LEN;
@@ -317,7 +311,7 @@ mod tests {
     fn too_big_quotes_the_packet() {
         let orig = tcp_v4();
         let mut f = VecFrame::new(&orig, 0);
-        assert!(make_too_big(&mut f, 14, false, &widen([10, 0, 0, 100]), 1480));
+        assert!(make_icmp_error(&mut f, 14, false, &widen([10, 0, 0, 100]), IcmpError::TooBig(1480)));
         let d = f.data();
         assert_eq!(&d[..14], &orig[..14]);
         let ip = ipv4::Packet::new_checked(&d[14..]).unwrap();

@@ -7,7 +7,7 @@ use super::{DropReason, Frame, Verdict, Worker, l2, synproxy};
 use crate::conntrack::{Conn, Dir, SynProxy};
 use crate::flow::fast_hash;
 use crate::rewrite::{
-    IcmpError, Layout, Tunnel, decrement_ttl, encapsulate, make_icmp_error, make_too_big, translate, tunnel_overhead,
+    IcmpError, Layout, Tunnel, decrement_ttl, encapsulate, make_icmp_error, translate, tunnel_overhead,
 };
 use crate::service::{Mode, Table};
 use crate::wire::encap::{Endpoints, OuterFields};
@@ -160,7 +160,7 @@ fn too_big(
         Dir::Orig => c.orig.dst,
         Dir::Reply => t.network.address_on(f.in_port(), v6).unwrap_or(c.orig.dst),
     };
-    if !make_too_big(f, l3, v6, &from, u16::try_from(mtu).unwrap_or(u16::MAX)) {
+    if !make_icmp_error(f, l3, v6, &from, IcmpError::TooBig(u16::try_from(mtu).unwrap_or(u16::MAX))) {
         return Verdict::Drop(DropReason::NoRoom);
     }
     w.counters.too_big_sent += 1;
