@@ -108,6 +108,16 @@ const PARK_SLOTS: usize = 256;
 /// How long a parked segment waits before it is freed (the client retransmits it).
 const PARK_MS: u64 = 1000;
 
+/// Queues `m` on port `port`'s TX buffer (an unknown port frees it); what a flush the buffer
+/// made then refused is counted.
+fn transmit(tx: &mut [TxBuffer], port: u16, m: Mbuf, loops: &mut LoopCounters) {
+    if let Some(tx) = tx.get_mut(usize::from(port))
+        && let Some(f) = tx.push(m)
+    {
+        loops.tx_refused += f.dropped as u64;
+    }
+}
+
 /// A segment held until its connection is released.
 struct Parked {
     conn: lb_core::conntrack::ConnId,
@@ -188,13 +198,7 @@ impl WorkerCtx {
                     process_burst(&mut self.worker, &table, &mut batch, &mut verdicts[..n], now_ms);
                     for (m, v) in batch.drain(..).zip(verdicts.iter()) {
                         match *v {
-                            Verdict::Tx(p) => {
-                                if let Some(tx) = self.tx.get_mut(usize::from(p))
-                                    && let Some(f) = tx.push(m)
-                                {
-                                    loops.tx_refused += f.dropped as u64;
-                                }
-                            }
+                            Verdict::Tx(p) => transmit(&mut self.tx, p, m, &mut loops),
                             Verdict::Park(conn) if parked.len() < PARK_SLOTS => {
                                 parked.push(Parked { conn, since_ms: now_ms, m });
                             }
@@ -274,13 +278,8 @@ impl WorkerCtx {
                 loops.probe_alloc_failed += 1;
                 continue;
             };
-            if !write_probe(table, p, &mut m) {
-                continue;
-            }
-            if let Some(tx) = self.tx.get_mut(usize::from(p.port))
-                && let Some(f) = tx.push(m)
-            {
-                loops.tx_refused += f.dropped as u64;
+            if write_probe(table, p, &mut m) {
+                transmit(&mut self.tx, p.port, m, loops);
             }
         }
     }
