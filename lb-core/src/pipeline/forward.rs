@@ -341,7 +341,7 @@ fn new_flow(
     if svc.synproxy && key.proto == ip_proto::TCP {
         return match flags & (tcp::flags::SYN | tcp::flags::ACK | tcp::flags::RST) {
             tcp::flags::SYN => synproxy::answer_syn(w, t, f, ip, key, now_ms),
-            tcp::flags::ACK => proxied_flow(w, t, f, ip, key, now_ms),
+            tcp::flags::ACK => proxied_flow(w, t, svc, f, ip, key, now_ms),
             _ => Verdict::Drop(DropReason::NoConnection),
         };
     }
@@ -447,10 +447,15 @@ fn open(
 
 /// The ACK that completes a SYN proxy handshake: a valid cookie opens the connection and
 /// becomes the backend's SYN.
-fn proxied_flow(w: &mut Worker, t: &Table, f: &mut impl Frame, ip: &Ip, key: &FlowKey, now_ms: u64) -> Verdict {
-    let Some(svc) = t.lookup(key.dst, key.v6, key.dst_port, key.proto) else {
-        return Verdict::Drop(DropReason::NoService);
-    };
+fn proxied_flow(
+    w: &mut Worker,
+    t: &Table,
+    svc: &Service,
+    f: &mut impl Frame,
+    ip: &Ip,
+    key: &FlowKey,
+    now_ms: u64,
+) -> Verdict {
     let opened = synproxy::accept_ack(w, f, ip, key, now_ms, |w, c| {
         let Some(bi) = choose(w, svc, key, now_ms) else {
             return Err(Verdict::Drop(DropReason::NoBackend));
