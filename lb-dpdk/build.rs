@@ -78,7 +78,7 @@ fn main() {
         .clang_arg("-DALLOW_EXPERIMENTAL_API")
         .allowlist_function("rte_eal_init|rte_eal_cleanup|rte_strerror|rte_version|rte_socket_id|rte_pdump_init|rte_pdump_uninit")
         .allowlist_function("rte_eth_dev_(configure|start|stop|close|count_avail|info_get|socket_id|set_mtu|get_name_by_port|get_port_by_name|rss_hash_update|rss_reta_update|rss_reta_query)")
-        .allowlist_function("rte_eth_(rx|tx)_queue_setup|rte_eth_macaddr_get|rte_eth_promiscuous_enable|rte_eth_stats_get|rte_eth_dev_is_valid_port|rte_eth_link_get_nowait")
+        .allowlist_function("rte_eth_(rx|tx)_queue_setup|rte_eth_macaddr_get|rte_eth_dev_default_mac_addr_set|rte_eth_promiscuous_enable|rte_eth_stats_get|rte_eth_dev_is_valid_port|rte_eth_link_get_nowait")
         .allowlist_function("rte_pktmbuf_pool_create|rte_mempool_free|rte_mempool_avail_count|rte_mempool_in_use_count")
         .allowlist_function("lb_.*")
         .allowlist_type("rte_eth_conf|rte_eth_dev_info|rte_ether_addr|rte_eth_stats|rte_eth_rss_conf|rte_eth_rss_reta_entry64|rte_eth_link|rte_mbuf|rte_mempool")

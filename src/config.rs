@@ -25,6 +25,8 @@ pub struct Config {
     #[serde(default)]
     pub checksum: ChecksumConfig,
     #[serde(default)]
+    pub exception: ExceptionConfig,
+    #[serde(default)]
     pub control: ControlConfig,
     #[serde(default)]
     pub network: NetworkModel,
@@ -103,6 +105,23 @@ impl Default for ChecksumConfig {
     }
 }
 
+/// `[exception]`: the path to the host's kernel of ports with `exception = true`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExceptionConfig {
+    /// Frames per second each worker passes to the kernel at most; the excess is dropped and
+    /// counted (`to_host_limited`), so a flood at the LB's own address cannot starve a worker.
+    pub rate: u64,
+    /// Frames a worker may pass at once after a quiet spell.
+    pub burst: u64,
+}
+
+impl Default for ExceptionConfig {
+    fn default() -> Self {
+        ExceptionConfig { rate: 20_000, burst: 512 }
+    }
+}
+
 /// `[control]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -154,6 +173,13 @@ impl Config {
         }
         if self.conntrack.capacity == 0 {
             return Err("conntrack.capacity: must be at least 1".into());
+        }
+        if self.network.interfaces.iter().any(|i| i.exception)
+            && (self.exception.rate == 0 || self.exception.burst == 0)
+        {
+            return Err(
+                "exception.rate, exception.burst: must be at least 1 when an interface has exception = true".into()
+            );
         }
         self.timeouts.validate()?;
         self.neighbours.validate()?;

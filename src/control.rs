@@ -205,12 +205,26 @@ fn stats(rt: &Runtime) -> Vec<WorkerView> {
                 connections: s.conns,
                 drops: DropReason::ALL
                     .iter()
-                    .filter(|r| s.counters.drop_count(**r) > 0)
-                    .map(|r| (r.name().to_string(), s.counters.drop_count(*r)))
+                    .map(|r| (r.name(), s.counters.drop_count(*r)))
+                    .chain(host_drops(&s.loops))
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(r, n)| (r.to_string(), n))
                     .collect(),
+                to_host: s.loops.to_host,
+                from_host: s.loops.from_host,
             }
         })
         .collect()
+}
+
+/// Frames for or from the host's kernel that the exception path dropped, by reason.
+pub fn host_drops(l: &lb_dpdk::worker::LoopCounters) -> [(&'static str, u64); 4] {
+    [
+        ("to_host_limited", l.to_host_limited),
+        ("to_host_ring_full", l.to_host_ring_full),
+        ("host_no_exception_path", l.host_unreachable),
+        ("from_host_dropped", l.from_host_dropped),
+    ]
 }
 
 /// Every worker's live connections (each worker copies its table when it serves the request),

@@ -5,6 +5,7 @@
 
 mod config;
 mod control;
+mod hostif;
 mod metrics;
 
 use config::Config;
@@ -14,9 +15,10 @@ use lb_core::pipeline::DropReason;
 use lb_core::service::{Limits, ServicesModel, Table};
 use lb_core::wire::MacAddr;
 use lb_dpdk::eal::{Eal, EalArgs, free_hugepages};
+use lb_dpdk::exception::Limits as ExceptionLimits;
 use lb_dpdk::ffi;
 use lb_dpdk::port::{Port, PortConfig};
-use lb_dpdk::runtime::Runtime;
+use lb_dpdk::runtime::{ExceptionPorts, Runtime};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -99,10 +101,15 @@ fn run(cfg: &Config) -> Result<(), String> {
     }
     let mut cores = vec![cfg.eal.main_core];
     cores.extend(cfg.workers.cores.iter().copied());
+    let taps: Vec<Option<String>> =
+        cfg.network.interfaces.iter().enumerate().map(|(i, itf)| hostif::tap_device(i, itf)).collect();
+    let mut vdevs: Vec<String> = devices.iter().filter(|d| Config::is_vdev(d)).map(|d| (*d).to_string()).collect();
+    // After the interfaces' own devices, so these keep port numbers 0..n.
+    vdevs.extend(taps.iter().flatten().cloned());
     let eal_args = EalArgs {
         file_prefix: cfg.eal.file_prefix.clone(),
         cores,
-        vdevs: devices.iter().filter(|d| Config::is_vdev(d)).map(|d| (*d).to_string()).collect(),
+        vdevs,
         pci: devices.iter().filter(|d| !Config::is_vdev(d)).map(|d| (*d).to_string()).collect(),
         no_huge,
         memory_mb: Some(cfg.eal.memory_mb),
@@ -137,6 +144,23 @@ fn run(cfg: &Config) -> Result<(), String> {
         }
         ports.push(port);
     }
+    let mut tap_ports: Vec<Option<Port>> = Vec::new();
+    for ((i, itf), tap) in cfg.network.interfaces.iter().enumerate().zip(&taps) {
+        let Some(device) = tap else {
+            tap_ports.push(None);
+            continue;
+        };
+        let at = format!("network.interface[{i}] ({}).exception", itf.name);
+        let pc = PortConfig { queues: 1, descriptors: 512, mtu: itf.mtu, promiscuous: false };
+        let tap = Port::open(device, &pc, &pool).map_err(|e| format!("{at}: TAP port '{device}': {e}"))?;
+        ffi::set_mac_addr(tap.id, ports[i].mac).map_err(|e| format!("{at}: setting the MAC: {e}"))?;
+        hostif::configure(itf).map_err(|e| format!("{at}: {e}"))?;
+        tap_ports.push(Some(tap));
+    }
+    let exception = tap_ports.iter().any(Option::is_some).then(|| ExceptionPorts {
+        taps: tap_ports.iter().map(|t| t.as_ref().map(|t| t.id)).collect(),
+        limits: ExceptionLimits { rate: cfg.exception.rate, burst: cfg.exception.burst },
+    });
     let macs: Vec<MacAddr> = ports.iter().map(|p| MacAddr(p.mac)).collect();
     let network = Network::build(&cfg.network, &macs).map_err(|e| e.0)?;
     let table = Table::build(&services_model(cfg), network, Limits::default(), None, cfg.control.maglev_seed)
@@ -152,7 +176,7 @@ fn run(cfg: &Config) -> Result<(), String> {
         ..Default::default()
     };
     let cores: Vec<Option<usize>> = cfg.workers.cores.iter().map(|c| Some(*c)).collect();
-    let mut rt = Runtime::start(&ports, &cores, &wcfg, table, &pool)?;
+    let mut rt = Runtime::start(&ports, &cores, &wcfg, table, &pool, exception)?;
     if !cfg.control.metrics.is_empty() {
         metrics::serve(&cfg.control.metrics, rt.handle())?;
     }
@@ -168,6 +192,11 @@ fn run(cfg: &Config) -> Result<(), String> {
             MacAddr(p.mac),
             p.queues
         );
+    }
+    for (tap, itf) in tap_ports.iter().zip(&cfg.network.interfaces) {
+        if let (Some(tap), Some(name)) = (tap, itf.exception_name()) {
+            println!("lbd: port {} exception path: kernel interface {name} (port {})", itf.name, tap.id.0);
+        }
     }
     println!(
         "lbd: running {workers} worker(s) on cores {:?}, {services} service(s); {}",
@@ -208,7 +237,7 @@ fn run(cfg: &Config) -> Result<(), String> {
         }
     }
     println!("lbd: mbufs available at exit: {} of {}", ffi::mempool_avail(&pool), cfg.workers.mbufs);
-    for p in &ports {
+    for p in ports.iter().chain(tap_ports.iter().flatten()) {
         if let Err(e) = p.close() {
             eprintln!("lbd: warning: closing port {}: {e}", p.name);
         }

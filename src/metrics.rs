@@ -75,6 +75,38 @@ pub fn render(h: &StatsHandle) -> String {
         &mut stats.iter().map(|s| (w(s), s.counters.host_packets)),
     );
     put(
+        "lbd_exception_frames_total",
+        "Frames through the exception path, by direction and outcome (passed, or why dropped).",
+        "counter",
+        &mut stats.iter().flat_map(|s| {
+            [("to_host", "passed", s.loops.to_host), ("from_host", "passed", s.loops.from_host)]
+                .into_iter()
+                .chain(
+                    crate::control::host_drops(&s.loops)
+                        .into_iter()
+                        .map(|(r, n)| (if r.starts_with("from") { "from_host" } else { "to_host" }, r, n)),
+                )
+                .map(move |(dir, outcome, n)| {
+                    (format!("worker=\"{}\",direction=\"{dir}\",outcome=\"{outcome}\"", s.index), n)
+                })
+        }),
+    );
+    if let Some(e) = h.exception() {
+        put(
+            "lbd_exception_kernel_frames_total",
+            "Frames the exception thread wrote to / read from the kernel interfaces, and dropped.",
+            "counter",
+            &mut [
+                ("to_kernel", e.to_kernel),
+                ("to_kernel_refused", e.to_kernel_refused),
+                ("from_kernel", e.from_kernel),
+                ("from_kernel_dropped", e.from_kernel_dropped),
+            ]
+            .into_iter()
+            .map(|(k, n)| (format!("counter=\"{k}\""), n)),
+        );
+    }
+    put(
         "lbd_neighbour_requests_total",
         "Frames turned into ARP or ND requests for an unresolved next hop.",
         "counter",

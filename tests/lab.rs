@@ -113,3 +113,8 @@ fn lab_malformed_storm_with_syn_flood() {
 fn lab_synproxy_keeps_new_clients_working_under_a_spoofed_syn_flood() {
     scenario("synflood");
 }
+
+#[test]
+fn lab_exception_path_serves_the_lbs_own_address_and_survives_a_flood() {
+    scenario("exception");
+}

@@ -16,6 +16,7 @@ pub mod neigh;
 pub mod net;
 pub mod persist;
 pub mod pipeline;
+pub mod ratelimit;
 pub mod rewrite;
 pub mod sched;
 pub mod service;

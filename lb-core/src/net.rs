@@ -31,6 +31,23 @@ pub struct InterfaceModel {
     pub gateway: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway6: Option<IpAddr>,
+    /// Give the host a kernel interface for this port (lbd's exception path): traffic to the
+    /// interface's own addresses that lbd does not serve itself passes to it and back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exception: bool,
+    /// Name of that kernel interface (at most 15 bytes); the interface's `name` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception_interface: Option<String>,
+}
+
+/// Longest name Linux gives an interface (IFNAMSIZ less its terminating zero).
+pub const MAX_IFNAME: usize = 15;
+
+impl InterfaceModel {
+    /// The kernel interface of the exception path, when there is one.
+    pub fn exception_name(&self) -> Option<&str> {
+        self.exception.then(|| self.exception_interface.as_deref().unwrap_or(&self.name))
+    }
 }
 
 /// A neighbour entry that never expires.
@@ -94,6 +111,9 @@ pub struct Port {
     pub prefixes: Vec<Prefix>,
     pub gateway4: Option<[u8; 16]>,
     pub gateway6: Option<[u8; 16]>,
+    /// Frames for the port's own addresses that lbd does not serve go to the host's kernel
+    /// interface (and ARP/ND answers to the host's own requests with them).
+    pub exception: bool,
 }
 
 /// The built network.
@@ -128,6 +148,27 @@ impl Network {
                     None => Ok(None),
                 }
             };
+            if let Some(name) = im.exception_name() {
+                let bad = name.is_empty()
+                    || name.len() > MAX_IFNAME
+                    || name.contains(['/', ' ', ':'])
+                    || name == "."
+                    || name == "..";
+                if bad {
+                    return Err(ModelError(format!(
+                        "{}: '{name}' is not a Linux interface name (1 to {MAX_IFNAME} bytes, no '/', ':' or space)",
+                        at(if im.exception_interface.is_some() { "exception_interface" } else { "name" })
+                    )));
+                }
+                if let Some(j) = model.interfaces[..i].iter().position(|o| o.exception_name() == Some(name)) {
+                    return Err(ModelError(format!(
+                        "{}: '{name}' is already the exception interface of network.interface[{j}]",
+                        at("exception_interface")
+                    )));
+                }
+            } else if im.exception_interface.is_some() {
+                return Err(ModelError(format!("{}: set exception = true to use it", at("exception_interface"))));
+            }
             let mac = macs.get(i).copied().ok_or_else(|| ModelError(format!("{}: no such port", at("name"))))?;
             ports.push(Port {
                 name: im.name.clone(),
@@ -136,6 +177,7 @@ impl Network {
                 prefixes,
                 gateway4: gw(im.gateway, false, "gateway")?,
                 gateway6: gw(im.gateway6, true, "gateway6")?,
+                exception: im.exception,
             });
         }
         let mut net = Network { ports, ..Default::default() };
@@ -169,6 +211,7 @@ impl Network {
                 prefixes: vec![Prefix { addr: widen(address), v6: false, len: prefix_len }],
                 gateway4: None,
                 gateway6: None,
+                exception: false,
             }],
             ..Default::default()
         }
@@ -184,6 +227,19 @@ impl Network {
     pub fn is_own(&self, addr: &[u8; 16], v6: bool) -> bool {
         self.local_addresses(v6).contains(addr)
             || self.ports.iter().any(|p| p.prefixes.iter().any(|x| x.v6 == v6 && &x.addr == addr))
+    }
+
+    /// True for an address configured on one of the LB's interfaces (not a full-NAT local
+    /// address): what the host's kernel owns when the port has an exception path.
+    #[inline]
+    pub fn is_interface_address(&self, addr: &[u8; 16], v6: bool) -> bool {
+        self.ports.iter().any(|p| p.prefixes.iter().any(|x| x.v6 == v6 && &x.addr == addr))
+    }
+
+    /// True when port `port` has an exception path to the host.
+    #[inline]
+    pub fn has_exception(&self, port: u16) -> bool {
+        self.ports.get(usize::from(port)).is_some_and(|p| p.exception)
     }
 
     /// The LB's first address of a family on a port (source of ARP/ND requests and tunnels).
@@ -243,6 +299,22 @@ mod tests {
         )
         .unwrap();
         Network::build(&model, &[MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2])]).unwrap()
+    }
+
+    #[test]
+    fn exception_interface_names_are_checked() {
+        let build = |extra: &str| {
+            let m: NetworkModel =
+                toml::from_str(&format!("[[interface]]\nname = \"client\"\naddresses = [\"10.0.0.1/24\"]\n{extra}"))
+                    .unwrap();
+            Network::build(&m, &[MacAddr::ZERO])
+        };
+        assert!(build("exception = true").unwrap().has_exception(0));
+        assert!(!build("").unwrap().has_exception(0));
+        let e = build("exception = true\nexception_interface = \"a-name-far-too-long\"").unwrap_err().0;
+        assert!(e.contains("client).exception_interface: 'a-name-far-too-long' is not a Linux interface name"), "{e}");
+        let e = build("exception_interface = \"x\"").unwrap_err().0;
+        assert!(e.contains("set exception = true"), "{e}");
     }
 
     #[test]

@@ -167,6 +167,11 @@ pub struct WorkerView {
     pub cycles_per_packet: f64,
     pub connections: usize,
     pub drops: Vec<(String, u64)>,
+    /// Frames passed to the host's kernel through the exception path, and sent out for it.
+    #[serde(default)]
+    pub to_host: u64,
+    #[serde(default)]
+    pub from_host: u64,
 }
 
 /// One neighbour in `neigh`, as `ip neigh` shows it.

@@ -397,20 +397,22 @@ fn run(cli: &Cli) -> Result<(), String> {
             } else {
                 let ws: Vec<WorkerView> = serde_json::from_value(r).map_err(|e| e.to_string())?;
                 out!(
-                    "{:<7} {:<5} {:>7} {:>14} {:>14} {:>10} {:>11}  drops",
+                    "{:<7} {:<5} {:>7} {:>14} {:>14} {:>10} {:>11} {:>10} {:>10}  drops",
                     "worker",
                     "core",
                     "busy%",
                     "rx_packets",
                     "tx_packets",
                     "cyc/pkt",
-                    "conns"
+                    "conns",
+                    "to_host",
+                    "from_host"
                 );
                 for w in ws {
                     let drops: Vec<String> = w.drops.iter().map(|(r, n)| format!("{r}={n}")).collect();
                     let core = w.core.map_or("-".into(), |c| c.to_string());
                     out!(
-                        "{:<7} {:<5} {:>7.2} {:>14} {:>14} {:>10.0} {:>11}  {}",
+                        "{:<7} {:<5} {:>7.2} {:>14} {:>14} {:>10.0} {:>11} {:>10} {:>10}  {}",
                         w.index,
                         core,
                         w.busy_percent,
@@ -418,6 +420,8 @@ fn run(cli: &Cli) -> Result<(), String> {
                         w.tx_packets,
                         w.cycles_per_packet,
                         w.connections,
+                        w.to_host,
+                        w.from_host,
                         drops.join(" ")
                     );
                 }

@@ -247,6 +247,14 @@ pub fn mac_addr(port: PortId) -> Result<[u8; 6], DpdkError> {
     Ok(a.addr_bytes)
 }
 
+/// Sets the port's MAC address (for a TAP port, its kernel interface's too).
+pub fn set_mac_addr(port: PortId, mac: [u8; 6]) -> Result<(), DpdkError> {
+    let mut a = sys::rte_ether_addr { addr_bytes: mac };
+    // SAFETY: a is a valid, initialised address the call only reads.
+    check("rte_eth_dev_default_mac_addr_set", unsafe { sys::rte_eth_dev_default_mac_addr_set(port.0, &mut a) })
+        .map(|_| ())
+}
+
 /// Receives frames for every MAC address.
 pub fn promiscuous_enable(port: PortId) -> Result<(), DpdkError> {
     // SAFETY: a configuration call on a valid port.

@@ -15,6 +15,7 @@ pub mod mbuf;
 mod sys;
 
 pub mod eal;
+pub mod exception;
 pub mod port;
 pub mod runtime;
 pub mod steer;

@@ -4,7 +4,8 @@
 //! worker has reported using a newer generation, then dropped here, on the control thread,
 //! never on a worker core.
 
-use crate::ffi::{MempoolRef, QueueId};
+use crate::exception::{ExceptionPath, Limits, ThreadCounters, ThreadStats, WorkerLink};
+use crate::ffi::{MempoolRef, PortId, QueueId};
 use crate::mbuf::TxBuffer;
 use crate::port::Port;
 use crate::worker::{Control, LoopCounters, WorkerCtx, WorkerStats};
@@ -28,9 +29,15 @@ pub struct StatsHandle {
     stats: Vec<Arc<Mutex<WorkerStats>>>,
     table: Arc<ArcSwap<Table>>,
     neigh: Arc<NeighTable>,
+    exception: Option<Arc<ThreadCounters>>,
 }
 
 impl StatsHandle {
+    /// The exception thread's counters, when ports have an exception path.
+    pub fn exception(&self) -> Option<ThreadStats> {
+        self.exception.as_ref().map(|c| c.read())
+    }
+
     /// Neighbour table events counted since start (`lb_core::neigh::Event as usize`).
     pub fn neighbour_events(&self) -> [u64; lb_core::neigh::Event::COUNT] {
         self.neigh.events()
@@ -58,6 +65,13 @@ pub struct Runtime {
     control: Vec<crossbeam::channel::Sender<Control>>,
     neigh: Arc<NeighTable>,
     epoch_tsc: u64,
+    exception: Option<ExceptionPath>,
+}
+
+/// The exception path a runtime starts: the TAP port of each lbd port, by port number.
+pub struct ExceptionPorts {
+    pub taps: Vec<Option<PortId>>,
+    pub limits: Limits,
 }
 
 impl Runtime {
@@ -69,6 +83,7 @@ impl Runtime {
         cfg: &WorkerConfig,
         table: Table,
         pool: &Arc<MempoolRef>,
+        exception: Option<ExceptionPorts>,
     ) -> Result<Runtime, String> {
         let workers = cores.len().max(1);
         let stop = Arc::new(AtomicBool::new(false));
@@ -91,6 +106,15 @@ impl Runtime {
             control: Vec::new(),
             neigh: Arc::clone(&neigh),
             epoch_tsc: crate::ffi::tsc(),
+            exception: None,
+        };
+        let mut links: Vec<Option<WorkerLink>> = match exception {
+            Some(e) => {
+                let (path, links) = ExceptionPath::start(e.taps, workers, e.limits)?;
+                rt.exception = Some(path);
+                links.into_iter().map(Some).collect()
+            }
+            None => (0..workers).map(|_| None).collect(),
         };
         for (i, core) in cores.iter().copied().enumerate().take(workers) {
             let q = u16::try_from(i).unwrap_or(0);
@@ -127,6 +151,7 @@ impl Runtime {
                 handoff: handoff.clone(),
                 pool: Arc::clone(pool),
                 epoch_tsc: rt.epoch_tsc,
+                exception: links.get_mut(i).and_then(Option::take),
             };
             rt.seen.push(seen);
             rt.stats.push(stats);
@@ -204,7 +229,12 @@ impl Runtime {
 
     /// A handle for threads that read statistics.
     pub fn handle(&self) -> StatsHandle {
-        StatsHandle { stats: self.stats.clone(), table: Arc::clone(&self.table), neigh: Arc::clone(&self.neigh) }
+        StatsHandle {
+            stats: self.stats.clone(),
+            table: Arc::clone(&self.table),
+            neigh: Arc::clone(&self.neigh),
+            exception: self.exception.as_ref().map(ExceptionPath::counters),
+        }
     }
 
     /// Sends a control request to every worker.
@@ -219,6 +249,9 @@ impl Runtime {
         self.stop.store(true, Ordering::SeqCst);
         for h in self.handles.drain(..) {
             let _ = h.join();
+        }
+        if let Some(e) = &mut self.exception {
+            e.stop();
         }
         self.stats()
     }

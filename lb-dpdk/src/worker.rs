@@ -11,7 +11,7 @@ use crate::mbuf::{BURST, Mbuf, RxBurst, TxBuffer};
 use crate::steer;
 use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
-use lb_core::pipeline::{Counters, Frame, Verdict, write_probe};
+use lb_core::pipeline::{Counters, Frame, Verdict, from_host, write_probe};
 use lb_core::service::Table;
 use lb_core::{Timeouts, Worker, process_burst};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,6 +37,15 @@ pub struct LoopCounters {
     /// SYN proxy segments freed because the park was full / they waited too long.
     pub park_dropped: u64,
     pub park_expired: u64,
+    /// Frames for the host passed to the exception path / over its rate limit / refused by a
+    /// full ring / dropped for want of an exception path on their port.
+    pub to_host: u64,
+    pub to_host_limited: u64,
+    pub to_host_ring_full: u64,
+    pub host_unreachable: u64,
+    /// Frames from the host's kernel sent out / dropped.
+    pub from_host: u64,
+    pub from_host_dropped: u64,
 }
 
 /// What a worker publishes for the control plane (copied every few milliseconds).
@@ -101,6 +110,8 @@ pub struct WorkerCtx {
     /// TSC at the runtime's start: every worker's millisecond clock counts from it, so times
     /// in the shared neighbour table agree.
     pub epoch_tsc: u64,
+    /// This worker's end of the exception path, when a port has one.
+    pub exception: Option<crate::exception::WorkerLink>,
 }
 
 /// Segments a worker holds for SYN proxy connections awaiting their backend.
@@ -185,6 +196,7 @@ impl WorkerCtx {
                 }
             }
             let now_ms = (t0 - start) / (hz / 1000).max(1);
+            self.send_host_frames(&table, now_ms, &mut loops);
             let got = batch.len();
             if got == 0 {
                 self.worker.expire(now_ms);
@@ -203,6 +215,7 @@ impl WorkerCtx {
                                 parked.push(Parked { conn, since_ms: now_ms, m });
                             }
                             Verdict::Park(_) => loops.park_dropped += 1,
+                            Verdict::Host => self.offer_to_host(&table, m, now_ms, &mut loops),
                             // Every other verdict frees the mbuf here (drop reasons were counted).
                             _ => {}
                         }
@@ -266,6 +279,35 @@ impl WorkerCtx {
                 batch.push(parked.remove(i).m);
             } else {
                 i += 1;
+            }
+        }
+    }
+
+    /// Passes a frame for the host to the exception path of its port; without one it is freed
+    /// (and counted).
+    fn offer_to_host(&mut self, table: &Table, m: Mbuf, now_ms: u64, loops: &mut LoopCounters) {
+        use crate::exception::Offer;
+        match &mut self.exception {
+            Some(link) if table.network.has_exception(m.in_port()) => match link.offer(m, now_ms) {
+                Offer::Queued => loops.to_host += 1,
+                Offer::Limited => loops.to_host_limited += 1,
+                Offer::RingFull => loops.to_host_ring_full += 1,
+            },
+            _ => loops.host_unreachable += 1,
+        }
+    }
+
+    /// Sends out what the host's kernel sent (a burst at most per turn).
+    fn send_host_frames(&mut self, table: &Table, now_ms: u64, loops: &mut LoopCounters) {
+        let Some(link) = &self.exception else { return };
+        for _ in 0..BURST {
+            let Some(mut m) = link.take() else { break };
+            match from_host(&mut self.worker, table, &mut m, now_ms) {
+                Verdict::Tx(p) => {
+                    loops.from_host += 1;
+                    transmit(&mut self.tx, p, m, loops);
+                }
+                _ => loops.from_host_dropped += 1,
             }
         }
     }

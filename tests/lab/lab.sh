@@ -154,11 +154,17 @@ lab_start_lbd() {
         echo "[workers]"; echo "cores = [1]"; echo "mbufs = 8191"
         echo "[conntrack]"; echo "capacity = 65536"; echo "embryonic_limit = ${LAB_EMBRYONIC:-32768}"
         echo "[control]"; echo "metrics = \"$LAB_METRICS\""; echo "socket = \"$LAB_DIR/lbd.sock\""
+        # LAB_EXCEPTION=1: every port gets its kernel interface (the exception path).
+        local exc=""
+        if [ "${LAB_EXCEPTION:-0}" = 1 ]; then
+            exc="exception = true"
+            echo "[exception]"; echo "rate = ${LAB_EXCEPTION_RATE:-20000}"; echo "burst = ${LAB_EXCEPTION_BURST:-512}"
+        fi
         echo "[network]"; echo "local_addresses = [\"10.1.0.254\", \"fd01::fe\"]"
-        echo "[[network.interface]]"; echo "name = \"client\""; echo "device = \"$dev0\""
+        echo "[[network.interface]]"; echo "name = \"client\""; echo "device = \"$dev0\""; echo "$exc"
         if [ "$LAB_SHAPE" = two-armed ]; then
             echo "addresses = [\"10.0.0.1/24\", \"fd00::1/64\"]"
-            echo "[[network.interface]]"; echo "name = \"backend\""; echo "device = \"$dev1\""
+            echo "[[network.interface]]"; echo "name = \"backend\""; echo "device = \"$dev1\""; echo "$exc"
             echo "addresses = [\"10.1.0.1/24\", \"fd01::1/64\"]"
         else
             echo "addresses = [\"10.0.0.1/24\", \"fd00::1/64\"]"

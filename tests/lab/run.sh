@@ -5,7 +5,8 @@
 # churn (100 updates/s under a UDP stream, update latency, restore of 10,000 services); from a
 # hostile client segment (hostile.py): spoof (ARP/NA spoofing of the client), arpflood (100,000
 # spoofed ARP/ND senders), cksum (bad L4 checksums), storm (malformed frames and a SYN flood),
-# synflood (the SYN proxy against a spoofed SYN flood, and the embryonic cap without it).
+# synflood (the SYN proxy against a spoofed SYN flood, and the embryonic cap without it);
+# exception (the kernel interface of the exception path, and a flood at the LB's address).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lab.sh"
@@ -801,6 +802,74 @@ storm)
     elif [ "$avail" != "$all" ]; then problem "mbufs leaked: $avail of $all available at exit"
     else check "no mbuf leaked: $avail of $all available at exit"; fi
     verdict
+    ;;
+exception)
+    # The exception path (issue 12): the LB's kernel interface carries its address and MAC,
+    # answers a TCP connect from the client, resolves its own neighbours through lbd, and a
+    # flood of 100,000 SYNs at the LB's own address leaves VIP traffic unharmed, the excess
+    # over the rate limit counted.
+    LAB_EXCEPTION=1 LAB_EXCEPTION_RATE=${LAB_EXCEPTION_RATE:-2000} LAB_EXCEPTION_BURST=256
+    lab_setup two-armed
+    lab_start_lbd '[[service]]
+vip = "10.0.0.100"
+port = 80
+scheduler = "rr"
+backend = [{ address = "10.1.0.11", port = 8080 }, { address = "10.1.0.12", port = 8080 }]' || fail "lbd did not start"
+    LB_MAC=$(lab_lb_mac 0)
+    LBCTL=${LBCTL:-$(cd "$here/../.." && pwd)/target/debug/lbctl}
+    kmac=$(lab_mac "$NS_L" client)
+    in_ns "$NS_L" ip -4 -br addr show dev client | grep -q "10.0.0.1/24" || fail "kernel interface 'client' lacks 10.0.0.1/24: $(in_ns "$NS_L" ip -br addr)"
+    [ "$kmac" = "$LB_MAC" ] || fail "kernel interface MAC $kmac is not the port's $LB_MAC"
+    check "kernel interface 'client' has 10.0.0.1/24 and the port's MAC $kmac"
+    ip netns exec "$NS_L" python3 -m http.server 2222 --bind 10.0.0.1 --directory "$LAB_DIR" >/dev/null 2>&1 &
+    LAB_PIDS+=($!)
+    code=
+    for _ in $(seq 1 30); do
+        code=$(in_ns "$NS_C" curl -s -m 2 -o /dev/null -w '%{http_code}' http://10.0.0.1:2222/) && [ "$code" = 200 ] && break
+        sleep 0.2
+    done
+    [ "$code" = 200 ] || fail "TCP connect to the LB's own 10.0.0.1:2222 from the client: HTTP '$code'"
+    check "a TCP connection from the client to the LB's kernel (10.0.0.1:2222) is served"
+    # The kernel's own connection to a backend: its ARP went through lbd, so both tables agree.
+    got=$(in_ns "$NS_L" curl -s -m 3 http://10.1.0.11:8080/) || true
+    [ "$got" = backend-1 ] || fail "the LB's kernel cannot reach backend 10.1.0.11:8080 (got '$got')"
+    kn=$(in_ns "$NS_L" ip neigh show 10.1.0.11 dev backend | awk '{print $3}')
+    ln=$("$LBCTL" -S "$LAB_DIR/lbd.sock" --json neigh | python3 -c 'import json,sys; print(next((e["mac"] for e in json.load(sys.stdin) if e["address"]=="10.1.0.11"), ""))')
+    bmac=$(lab_mac "$(ns_b 1)" "b1$LAB_ID")
+    [ "$kn" = "$bmac" ] && [ "$ln" = "$bmac" ] || fail "neighbour 10.1.0.11 ($bmac): kernel says '$kn', lbd says '$ln'"
+    check "the kernel reaches backend 10.1.0.11 itself; kernel and lbd agree on its MAC $bmac"
+    [ "$(lab_curl http://10.0.0.100/ 1)" != curl-failed ] || fail "VIP not answered before the flood"
+    # The flood at the LB's own address, with VIP probes alongside.
+    lab_bg_hostile "$NS_C" "$LAB_DIR/probe" probe --target 10.0.0.100:80 --interval 0.05 --duration 60 --timeout 2
+    probe_pid=$LAB_BG_PID
+    passed0=$(lab_metric_sum lbd_exception_frames_total 'outcome="passed"')
+    limited0=$(lab_metric_sum lbd_exception_frames_total 'outcome="to_host_limited"')
+    start_ms=$(date +%s%3N)
+    attack synflood --syn-count "${EXCEPTION_FLOOD:-100000}" --rate "${EXCEPTION_FLOOD_RATE:-25000}" --vip 10.0.0.1 --tcp-port 2222
+    ms=$(( $(date +%s%3N) - start_ms ))
+    sleep 1
+    lab_end "$probe_pid" || true
+    probe=$(cat "$LAB_DIR/probe")
+    read -r ok total < <(echo "$probe" | sed -nE 's/.*: ([0-9]+) of ([0-9]+) answered.*/\1 \2/p') || true
+    [ -n "${total:-}" ] && [ "$total" -gt 0 ] || fail "the VIP probe reported nothing: $probe"
+    [ $((ok * 100)) -ge $((total * 99)) ] || fail "VIP traffic harmed by the flood: $ok of $total requests answered"
+    check "VIP traffic unharmed by the flood: $ok of $total requests answered"
+    to_host=$(( $(lab_metric_sum lbd_exception_frames_total 'direction="to_host",outcome="passed"') ))
+    limited=$(( $(lab_metric_sum lbd_exception_frames_total 'outcome="to_host_limited"') - limited0 ))
+    echo "flood of ${EXCEPTION_FLOOD:-100000} SYNs at 10.0.0.1:2222 in ${ms} ms: passed to the kernel (whole run) $to_host, over the limit $limited (rate ${LAB_EXCEPTION_RATE}/s, burst 256)"
+    [ "$limited" -gt 0 ] || fail "no frame counted over the rate limit"
+    # What passed is bounded by the bucket: burst + rate x (flood time + 2 s of margin).
+    bound=$(( 256 + LAB_EXCEPTION_RATE * (ms + 2000) / 1000 + passed0 ))
+    [ "$to_host" -le "$bound" ] || fail "$to_host frames reached the kernel, more than the limit allows ($bound)"
+    check "the excess is counted: $limited frames over the limit; $to_host passed (bound $bound)"
+    "$LBCTL" -S "$LAB_DIR/lbd.sock" stats | tee "$LAB_DIR/stats"
+    grep -q "to_host_limited=" "$LAB_DIR/stats" || fail "lbctl stats does not show to_host_limited"
+    code=$(in_ns "$NS_C" curl -s -m 3 -o /dev/null -w '%{http_code}' http://10.0.0.1:2222/) || true
+    [ "$code" = 200 ] || fail "the LB's own service does not answer after the flood (HTTP '$code')"
+    check "the LB's own service answers after the flood; lbctl stats shows the limited frames"
+    lab_stop_lbd > "$LAB_DIR/lbd.exit.log" 2>&1 || true
+    in_ns "$NS_L" ip link show client >/dev/null 2>&1 && fail "the kernel interface outlived lbd"
+    check "the kernel interface went with lbd"
     ;;
 *)
     echo "unknown scenario $scenario" >&2; exit 2 ;;

@@ -335,6 +335,10 @@ fn new_flow(
     now_ms: u64,
 ) -> Verdict {
     let Some(svc) = t.lookup(key.dst, key.v6, key.dst_port, key.proto) else {
+        if t.network.is_interface_address(&key.dst, key.v6) {
+            // The host's own connection (a health check to a NAT backend, say): never un-NATed.
+            return not_served(t, &key.dst, key.v6);
+        }
         return stateless_nat_reply(w, t, f, ip, lay, key, now_ms).unwrap_or_else(|| not_served(t, &key.dst, key.v6));
     };
     let event = TcpEvent::from_flags(flags);

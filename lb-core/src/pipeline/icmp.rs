@@ -44,7 +44,7 @@ pub(super) fn v4(w: &mut Worker, t: &Table, f: &mut impl Frame, at: usize, now_m
         return l2::back_to_sender(t, f);
     }
     if m.is_error() {
-        return relay_error(w, t, f, at, false, now_ms);
+        return for_host_if_unrelated(t, &dst, false, relay_error(w, t, f, at, false, now_ms));
     }
     unanswered(t, own, &dst, false)
 }
@@ -86,15 +86,25 @@ pub(super) fn v6(w: &mut Worker, t: &Table, f: &mut impl Frame, at: usize, now_m
         return l2::back_to_sender(t, f);
     }
     if m.is_error() {
-        return relay_error(w, t, f, at, true, now_ms);
+        return for_host_if_unrelated(t, &dst, true, relay_error(w, t, f, at, true, now_ms));
     }
     unanswered(t, own, &dst, true)
 }
 
-/// ICMP the LB does not answer: the host stack gets it for own addresses; for a VIP it is
-/// unsupported; anything else is not for this LB.
+/// An ICMP error about no flow of the LB's, sent to an interface address, is the host's: it
+/// concerns the kernel's own connections (a health check's port unreachable, a BGP session's
+/// fragmentation needed).
+fn for_host_if_unrelated(t: &Table, dst: &[u8; 16], v6: bool, v: Verdict) -> Verdict {
+    match v {
+        Verdict::Drop(DropReason::IcmpUnrelated) if t.network.is_interface_address(dst, v6) => Verdict::Host,
+        v => v,
+    }
+}
+
+/// ICMP the LB does not answer: the host stack gets it for interface addresses; for a VIP it
+/// is unsupported; anything else is not for this LB.
 fn unanswered(t: &Table, own: bool, dst: &[u8; 16], v6: bool) -> Verdict {
-    if own {
+    if own && t.network.is_interface_address(dst, v6) {
         Verdict::Host
     } else if t.is_vip(*dst, v6) {
         Verdict::Drop(DropReason::IcmpUnsupported)

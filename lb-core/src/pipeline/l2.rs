@@ -34,6 +34,47 @@ fn ours(t: &Table, addr: &[u8; 16], v6: bool) -> bool {
     t.is_vip(*addr, v6) || t.network.is_own(addr, v6)
 }
 
+/// Whether an ARP or ND answer addressed to `addr` on `port` also goes to the host: `addr` is
+/// an interface address of a port with an exception path, so the host's kernel asked.
+fn to_host(t: &Table, port: u16, addr: &[u8; 16], v6: bool) -> bool {
+    t.network.has_exception(port) && t.network.is_interface_address(addr, v6)
+}
+
+/// A frame the host's kernel sent out of the exception interface of port `f.in_port()`: it
+/// leaves by that port as it is. When it asks for a neighbour (an ARP request, a neighbour
+/// solicitation), the shared table starts resolving that neighbour as if lbd had asked, so
+/// the answer counts as solicited for lbd too and both tables learn the same MAC by the same
+/// rules.
+pub fn from_host(w: &mut Worker, t: &Table, f: &mut impl Frame, now_ms: u64) -> Verdict {
+    let port = f.in_port();
+    if !t.network.has_exception(port) {
+        return Verdict::Drop(DropReason::UnknownPort);
+    }
+    let d = f.data();
+    let Ok(eth) = ethernet::Frame::new_checked(d) else {
+        return Verdict::Drop(DropReason::L2Truncated);
+    };
+    let asked = match eth.ethertype() {
+        EtherType::ARP => arp::Packet::new_checked(&d[L3..])
+            .ok()
+            .filter(|a| a.operation() == arp::OP_REQUEST && a.sender_ip() != a.target_ip())
+            .map(|a| (widen(a.target_ip()), false)),
+        EtherType::IPV6 => ipv6::Packet::new_checked(&d[L3..])
+            .ok()
+            .filter(|ip| ip.next_header() == ip_proto::ICMPV6 && ip.src() != UNSPECIFIED)
+            .and_then(|_| icmpv6::Packet::new_checked(&d[L3 + ipv6::HEADER_LEN..]).ok())
+            .filter(|m| m.msg_type() == icmpv6::TYPE_NEIGHBOR_SOLICIT)
+            .map(|m| (m.nd_target(), true)),
+        _ => None,
+    };
+    if let Some((addr, v6)) = asked
+        && t.network.on_link(port, &addr, v6)
+    {
+        w.neigh.resolve(&addr, v6, now_ms);
+    }
+    Verdict::Tx(port)
+}
+
 /// Handles an ARP packet: answer requests for our addresses, and learn the sender only as the
 /// neighbour table's rules allow (see `neigh`).
 pub(super) fn arp(w: &mut Worker, t: &Table, f: &mut impl Frame, now_ms: u64) -> Verdict {
@@ -66,6 +107,10 @@ pub(super) fn arp(w: &mut Worker, t: &Table, f: &mut impl Frame, now_ms: u64) ->
         w.neigh.claim(&sender, false, smac, in_port, kind, now_ms);
     } else if sip != [0; 4] {
         w.neigh.refuse();
+    }
+    if op == arp::OP_REPLY && tmac == port_mac(t, in_port) && to_host(t, in_port, &target, false) {
+        // The answer to the host's own request (see `from_host`): its kernel learns it too.
+        return Verdict::Host;
     }
     if op != arp::OP_REQUEST || !for_us || sip == tip {
         return Verdict::Consumed;
@@ -109,7 +154,7 @@ pub(super) fn nd(w: &mut Worker, t: &Table, f: &mut impl Frame, icmp_at: usize, 
                 if t.network.on_link(in_port, &target, true) && !ours(t, &target, true) && !mac.is_multicast() {
                     w.neigh.claim(&target, true, mac, in_port, kind, now_ms);
                 }
-                Verdict::Consumed
+                if to_host(t, in_port, &dst, true) { Verdict::Host } else { Verdict::Consumed }
             }
             Ok(None) => Verdict::Consumed,
             Err(_) => Verdict::Drop(DropReason::NdInvalid),

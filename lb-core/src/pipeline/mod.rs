@@ -19,7 +19,7 @@ mod synproxy;
 
 pub use counters::{BackendCounters, Counters, DropReason, ServiceCounters};
 pub use frame::{DATA_ROOM, Frame, HEADROOM, L4Checksum, VecFrame};
-pub use l2::{Probe, write_probe};
+pub use l2::{Probe, from_host, write_probe};
 pub use synproxy::{check_cookie, make_cookie};
 
 use crate::conntrack::{ConnTable, Timeouts};
@@ -119,9 +119,8 @@ pub struct Worker {
     synproxy_secret: u64,
     released: [crate::conntrack::ConnId; MAX_RELEASED],
     released_count: usize,
-    /// ICMP errors lbd may still originate (token bucket, `ICMP_PER_SEC`, burst `ICMP_BURST`).
-    icmp_tokens: u64,
-    icmp_refilled_ms: u64,
+    /// ICMP errors lbd may still originate (`ICMP_PER_SEC`, burst `ICMP_BURST`).
+    icmp_tokens: crate::ratelimit::TokenBucket,
     generation: u64,
 }
 
@@ -146,8 +145,7 @@ impl Worker {
             synproxy_secret: cfg.synproxy_secret,
             released: [0; MAX_RELEASED],
             released_count: 0,
-            icmp_tokens: ICMP_BURST,
-            icmp_refilled_ms: 0,
+            icmp_tokens: crate::ratelimit::TokenBucket::new(ICMP_PER_SEC, ICMP_BURST),
             generation: 0,
         }
     }
@@ -186,14 +184,7 @@ impl Worker {
 
     /// Takes a token for one originated ICMP error; false when the rate is spent.
     fn icmp_allowed(&mut self, now_ms: u64) -> bool {
-        let earned = now_ms.saturating_sub(self.icmp_refilled_ms) * ICMP_PER_SEC / 1000;
-        if earned > 0 {
-            self.icmp_tokens = (self.icmp_tokens + earned).min(ICMP_BURST);
-            self.icmp_refilled_ms = now_ms;
-        }
-        let allowed = self.icmp_tokens > 0;
-        self.icmp_tokens -= u64::from(allowed);
-        allowed
+        self.icmp_tokens.take(now_ms)
     }
 
     /// Notes that connection `id` no longer parks its packets.
@@ -447,12 +438,16 @@ fn source_routed(opts: &[u8]) -> Option<bool> {
     Some(false)
 }
 
-/// The verdict for a packet no service or connection claims.
+/// The verdict for a packet no service or connection claims. An interface address is the
+/// host's (ssh, BGP, health checks' replies), even when it is also a VIP on other ports; a
+/// full-NAT local address without a connection is nobody's.
 fn not_served(t: &Table, dst: &[u8; 16], v6: bool) -> Verdict {
-    if t.is_vip(*dst, v6) {
+    if t.network.is_interface_address(dst, v6) {
+        Verdict::Host
+    } else if t.is_vip(*dst, v6) {
         Verdict::Drop(DropReason::NoService)
     } else if t.network.is_own(dst, v6) {
-        Verdict::Host
+        Verdict::Drop(DropReason::NoConnection)
     } else {
         Verdict::Drop(DropReason::UnknownDestination)
     }
