@@ -3,13 +3,15 @@
 //! the model, built into a new table (validated), published atomically, and kept only if all
 //! of that succeeded.
 
+use crate::health::Health;
 use lb_core::conntrack::Timeouts;
 use lb_core::flow::to_ip;
 use lb_core::pipeline::{Counters, DropReason};
+use lb_core::service::BackendKey;
 use lb_core::service::{Limits, ServicesModel, Table};
 use lb_ctl::{
-    BackendView, Command, ConnView, MAX_REQUEST, NeighView, Request, Response, ServiceView, Traffic, VERSION,
-    WorkerView,
+    BackendView, CheckView, Command, ConnView, MAX_REQUEST, NeighView, Request, Response, ServiceView, Traffic,
+    VERSION, WorkerView,
 };
 use lb_dpdk::runtime::Runtime;
 use lb_dpdk::worker::Control as WorkerControl;
@@ -26,11 +28,23 @@ pub struct ControlSocket {
     model: ServicesModel,
     timeouts: Timeouts,
     seed: u64,
+    health: Health,
+    /// When the passive check last read the workers' counters.
+    passive_read: Instant,
 }
+
+/// How often the passive check reads the workers' SYN failure counters.
+const PASSIVE_EVERY: Duration = Duration::from_millis(200);
 
 impl ControlSocket {
     /// Binds the socket (mode 0600), replacing a stale one left by a killed lbd.
-    pub fn bind(path: &Path, model: ServicesModel, timeouts: Timeouts, seed: u64) -> Result<Self, String> {
+    pub fn bind(
+        path: &Path,
+        model: ServicesModel,
+        timeouts: Timeouts,
+        seed: u64,
+        mut health: Health,
+    ) -> Result<Self, String> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("control.socket: cannot create {}: {e}", dir.display()))?;
@@ -44,14 +58,64 @@ impl ControlSocket {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| format!("control.socket: {e}"))?;
         listener.set_nonblocking(true).map_err(|e| format!("control.socket: {e}"))?;
-        Ok(ControlSocket { listener, path: path.to_path_buf(), model, timeouts, seed })
+        health.sync(&model);
+        Ok(ControlSocket {
+            listener,
+            path: path.to_path_buf(),
+            model,
+            timeouts,
+            seed,
+            health,
+            passive_read: Instant::now(),
+        })
     }
 
-    /// Serves every pending connection.
+    /// Serves every pending connection, then the health checks.
     pub fn poll(&mut self, rt: &mut Runtime) {
         while let Ok((stream, _)) = self.listener.accept() {
             let _ = self.serve(stream, rt);
         }
+        let table = rt.table();
+        let passive =
+            self.model.services.iter().any(|s| s.passive.is_some()) && self.passive_read.elapsed() >= PASSIVE_EVERY;
+        let changed = if passive {
+            self.passive_read = Instant::now();
+            let mut failures = std::collections::HashMap::<u32, u64>::new();
+            for w in rt.stats() {
+                for s in table.services().iter().filter(|s| s.model.passive.is_some()) {
+                    for b in &s.backends {
+                        let n = w.counters.backends.get(b.id as usize).map_or(0, |c| c.syn_failures);
+                        *failures.entry(b.id).or_default() += n;
+                    }
+                }
+            }
+            self.health.tick(&table, Some(&|id| failures.get(&id).copied().unwrap_or(0)))
+        } else {
+            self.health.tick(&table, None)
+        };
+        if changed {
+            // The same model with other backends down: this build cannot fail where the last
+            // one succeeded, but if it does, the table in force stays.
+            match self.build(&self.model, &table) {
+                Ok(t) => {
+                    rt.publish(t);
+                }
+                Err(e) => eprintln!("lbd: health: table not rebuilt: {e}"),
+            }
+        }
+    }
+
+    /// Builds the table for `model` with the backends the health checks took out.
+    fn build(&self, model: &ServicesModel, current: &Table) -> Result<Table, String> {
+        Table::build_with_health(
+            model,
+            current.network.clone(),
+            Limits::default(),
+            Some(current),
+            self.seed,
+            self.health.down(),
+        )
+        .map_err(|e| e.0)
     }
 
     fn serve(&mut self, stream: UnixStream, rt: &mut Runtime) -> std::io::Result<()> {
@@ -108,13 +172,13 @@ impl ControlSocket {
             edit => {
                 let model = lb_ctl::edit(&self.model, edit)?;
                 let current = rt.table();
-                let table = Table::build(&model, current.network.clone(), Limits::default(), Some(&current), self.seed)
-                    .map_err(|e| e.0)?;
+                let table = self.build(&model, &current)?;
                 let diff = lb_ctl::diff(&self.model, &model);
                 let started = Instant::now();
                 let generation = rt.publish(table);
                 let took = rt.wait_for(generation, Duration::from_secs(2));
                 self.model = model;
+                self.health.sync(&self.model);
                 Ok(json!({
                     "generation": generation,
                     "diff": diff,
@@ -127,6 +191,8 @@ impl ControlSocket {
 
     fn list(&self, rt: &Runtime) -> Vec<ServiceView> {
         let table = rt.table();
+        let board = self.health.board();
+        let board = board.lock().map(|b| b.clone()).unwrap_or_default();
         let mut total = Counters::new(table.limits.max_services as usize, table.limits.max_backends as usize);
         for s in rt.stats() {
             total.accumulate(&s.counters);
@@ -155,6 +221,8 @@ impl ControlSocket {
             .services()
             .iter()
             .map(|s| ServiceView {
+                up: s.up,
+                sorry_active: s.backends.iter().any(|b| b.sorry && b.weight > 0),
                 service: s.model.clone(),
                 traffic: traffic(total.services.get(s.id as usize)),
                 backends: s
@@ -163,7 +231,16 @@ impl ControlSocket {
                     .zip(&s.model.backends)
                     .map(|(b, m)| {
                         let (active, inactive) = load.get(&b.id).copied().unwrap_or_default();
+                        let check = board.get(&BackendKey::new(s.key, m)).map(|c| CheckView {
+                            kind: c.kind.into(),
+                            ok: c.ok,
+                            reason: c.reason.clone(),
+                            latency_ms: c.latency_us as f64 / 1000.0,
+                            age_ms: u64::try_from(c.at.elapsed().as_millis()).unwrap_or(u64::MAX),
+                        });
                         BackendView {
+                            state: b.state,
+                            check,
                             backend: m.clone(),
                             active,
                             inactive,

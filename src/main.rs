@@ -5,6 +5,7 @@
 
 mod config;
 mod control;
+mod health;
 mod hostif;
 mod metrics;
 
@@ -177,11 +178,17 @@ fn run(cfg: &Config) -> Result<(), String> {
     };
     let cores: Vec<Option<usize>> = cfg.workers.cores.iter().map(|c| Some(*c)).collect();
     let mut rt = Runtime::start(&ports, &cores, &wcfg, table, &pool, exception)?;
+    let health = health::Health::start()?;
     if !cfg.control.metrics.is_empty() {
-        metrics::serve(&cfg.control.metrics, rt.handle())?;
+        metrics::serve(&cfg.control.metrics, rt.handle(), health.board())?;
     }
-    let mut control =
-        control::ControlSocket::bind(&cfg.control.socket, services_model(cfg), cfg.timeouts, cfg.control.maglev_seed)?;
+    let mut control = control::ControlSocket::bind(
+        &cfg.control.socket,
+        services_model(cfg),
+        cfg.timeouts,
+        cfg.control.maglev_seed,
+        health,
+    )?;
     for p in &ports {
         let rss = if p.rss.is_some() { "RSS" } else { "software steering" };
         println!(

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 
 /// Renders every metric as Prometheus text.
-pub fn render(h: &StatsHandle) -> String {
+pub fn render(h: &StatsHandle, health: &crate::health::Board) -> String {
     let mut o = String::new();
     let stats = h.workers();
     let table = h.table();
@@ -197,6 +197,7 @@ pub fn render(h: &StatsHandle) -> String {
         ("lbd_backend_conns_total", "Connections per backend.", 0),
         ("lbd_backend_in_packets_total", "Client-to-backend packets per backend.", 1),
         ("lbd_backend_out_packets_total", "Backend-to-client packets per backend.", 2),
+        ("lbd_backend_syn_failures_total", "SYNs a backend refused or left unanswered (passive check).", 3),
     ] {
         let rows: Vec<(String, u64)> = table
             .services()
@@ -204,18 +205,60 @@ pub fn render(h: &StatsHandle) -> String {
             .flat_map(|svc| svc.backends.iter().map(move |b| (svc, b)))
             .map(|(svc, b)| {
                 let id = b.id as usize;
-                let v =
-                    sum(&|s| s.counters.backends.get(id).map_or(0, |c| [c.conns, c.in_packets, c.out_packets][pick]));
+                let v = sum(&|s| {
+                    s.counters
+                        .backends
+                        .get(id)
+                        .map_or(0, |c| [c.conns, c.in_packets, c.out_packets, c.syn_failures][pick])
+                });
                 (format!("service=\"{}\",backend=\"{}:{}\"", svc.key, to_ip(b.addr, b.v6), b.port), v)
             })
             .collect();
         put(metric, help, "counter", &mut rows.into_iter());
     }
+    let label = |svc: &lb_core::service::Service, b: &lb_core::service::Backend| {
+        format!("service=\"{}\",backend=\"{}:{}\"", svc.key, to_ip(b.addr, b.v6), b.port)
+    };
+    put(
+        "lbd_service_up",
+        "1 while the service has a backend up (the VIP may be announced), else 0.",
+        "gauge",
+        &mut table.services().iter().map(|svc| (format!("service=\"{}\"", svc.key), u64::from(svc.up))),
+    );
+    put(
+        "lbd_backend_up",
+        "1 while the backend takes new connections; 0 when its checks failed or its weight is 0.",
+        "gauge",
+        &mut table
+            .services()
+            .iter()
+            .flat_map(|svc| svc.backends.iter().map(move |b| (svc, b)))
+            .map(|(svc, b)| (label(svc, b), u64::from(b.state == lb_core::health::BackendState::Up))),
+    );
+    let board = health.lock().map(|b| b.clone()).unwrap_or_default();
+    let _ = writeln!(
+        o,
+        "# HELP lbd_health_check_latency_seconds Duration of the backend's last health check.\n# TYPE lbd_health_check_latency_seconds gauge"
+    );
+    for svc in table.services() {
+        for (b, m) in svc.backends.iter().zip(&svc.model.backends) {
+            if let Some(c) = board.get(&lb_core::service::BackendKey::new(svc.key, m)) {
+                let _ = writeln!(
+                    o,
+                    "lbd_health_check_latency_seconds{{{},check=\"{}\",ok=\"{}\"}} {:.6}",
+                    label(svc, b),
+                    c.kind,
+                    c.ok,
+                    c.latency_us as f64 / 1e6
+                );
+            }
+        }
+    }
     o
 }
 
 /// Serves `render` over HTTP on `addr` until the process ends.
-pub fn serve(addr: &str, h: StatsHandle) -> Result<(), String> {
+pub fn serve(addr: &str, h: StatsHandle, health: crate::health::Board) -> Result<(), String> {
     let listener = TcpListener::bind(addr).map_err(|e| format!("control.metrics: cannot listen on {addr}: {e}"))?;
     std::thread::Builder::new()
         .name("lbd-metrics".into())
@@ -225,7 +268,7 @@ pub fn serve(addr: &str, h: StatsHandle) -> Result<(), String> {
                 let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
                 let mut buf = [0u8; 1024];
                 let _ = s.read(&mut buf);
-                let body = render(&h);
+                let body = render(&h, &health);
                 let _ = write!(
                     s,
                     "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",

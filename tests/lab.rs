@@ -118,3 +118,23 @@ fn lab_synproxy_keeps_new_clients_working_under_a_spoofed_syn_flood() {
 fn lab_exception_path_serves_the_lbs_own_address_and_survives_a_flood() {
     scenario("exception");
 }
+
+#[test]
+fn lab_http_check_takes_a_dead_backend_out_and_back() {
+    scenario("health-http");
+}
+
+#[test]
+fn lab_tcp_check_takes_a_dead_backend_out_and_back() {
+    scenario("health-tcp");
+}
+
+#[test]
+fn lab_udp_check_takes_a_dead_backend_out_and_back() {
+    scenario("health-udp");
+}
+
+#[test]
+fn lab_passive_check_alone_takes_a_dead_backend_out() {
+    scenario("health-passive");
+}

@@ -11,6 +11,7 @@
 pub mod conntrack;
 pub mod flow;
 pub mod frag;
+pub mod health;
 pub mod lport;
 pub mod neigh;
 pub mod net;

@@ -9,6 +9,7 @@
 //! table updates.
 
 use crate::flow::{from_ip, hash_bytes, to_ip};
+use crate::health::{BackendState, CheckModel, PassiveModel};
 use crate::net::Network;
 use crate::sched::{self, Kind, Plan};
 use crate::wire::ip_proto;
@@ -145,9 +146,38 @@ pub struct ServiceModel {
     /// (DPVS's synproxy): TCP services with nat or fnat backends.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub synproxy: bool,
+    /// The active health check of every backend (`[service.check]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckModel>,
+    /// The passive check from the data path (`[service.passive]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passive: Option<PassiveModel>,
+    /// Serves the service while none of its backends is up (keepalived's sorry_server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sorry_server: Option<BackendModel>,
     #[serde(default, rename = "backend")]
     pub backends: Vec<BackendModel>,
 }
+
+/// A backend of a service as health checks name it: the service, the backend's address, its
+/// address family and port (0 for the service's port, as in the model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BackendKey {
+    pub service: ServiceKey,
+    pub addr: [u8; 16],
+    pub v6: bool,
+    pub port: u16,
+}
+
+impl BackendKey {
+    pub fn new(service: ServiceKey, b: &BackendModel) -> Self {
+        let (addr, v6) = from_ip(b.address);
+        BackendKey { service, addr, v6, port: b.port }
+    }
+}
+
+/// The backends health checks took out.
+pub type DownSet = hashbrown::HashSet<BackendKey>;
 
 /// The whole service configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -194,6 +224,9 @@ pub struct Backend {
     pub weight: u32,
     pub mode: Mode,
     pub tunnel_port: u16,
+    pub state: BackendState,
+    /// The service's sorry server, in the list only while no other backend is up.
+    pub sorry: bool,
 }
 
 /// A service in a built table.
@@ -209,6 +242,9 @@ pub struct Service {
     pub persistence_ms: u64,
     pub hash_ports: bool,
     pub synproxy: bool,
+    /// False when no backend is up (health checks failed them, or every weight is 0): the
+    /// signal to withdraw the VIP. The sorry server, if any, serves meanwhile.
+    pub up: bool,
     pub model: ServiceModel,
 }
 
@@ -238,6 +274,8 @@ pub struct Table {
     /// serves several (then a reply without an entry cannot be un-NATed).
     nat_reverse: HashMap<([u8; 16], bool, u16, u8), u32>,
     seed: u64,
+    /// Bit per backend id: down, in a service that resets a down backend's connections.
+    expire_down: Vec<u64>,
 }
 
 /// A refused model: the message names the field.
@@ -284,6 +322,75 @@ impl IdAllocator {
     }
 }
 
+/// Validates backend `bm` of service `sm` and gives it its id (the previous table's, when it
+/// was there); `bat` names a field of it in messages.
+#[allow(clippy::too_many_arguments)]
+fn backend_of(
+    sm: &ServiceModel,
+    key: ServiceKey,
+    bm: &BackendModel,
+    bat: &dyn Fn(&str) -> String,
+    network: &Network,
+    backends: &[Backend],
+    prev: Option<&Service>,
+    backend_ids: &mut IdAllocator,
+) -> Result<Backend, ModelError> {
+    let (addr, v6) = from_ip(bm.address);
+    if bm.address.is_unspecified() || bm.address.is_multicast() {
+        return Err(ModelError(format!("{}: not a unicast address", bat("address"))));
+    }
+    if bm.weight > MAX_WEIGHT {
+        return Err(ModelError(format!("{}: {} exceeds {MAX_WEIGHT}", bat("weight"), bm.weight)));
+    }
+    let same_family = v6 == key.v6;
+    if matches!(bm.mode, Mode::Nat | Mode::Fnat | Mode::Dr) && !same_family {
+        return Err(ModelError(format!("{}: {} cannot change the address family", bat("mode"), bm.mode.name())));
+    }
+    let port = if bm.port == 0 { sm.port } else { bm.port };
+    if !bm.mode.sees_replies() && port != sm.port {
+        return Err(ModelError(format!(
+            "{}: {} cannot change the port ({} -> {port})",
+            bat("port"),
+            bm.mode.name(),
+            sm.port
+        )));
+    }
+    if sm.port == 0 && port != 0 {
+        return Err(ModelError(format!("{}: a port-zero service forwards every port unchanged", bat("port"))));
+    }
+    if bm.mode == Mode::Fnat && network.local_addresses(v6).is_empty() {
+        return Err(ModelError(format!(
+            "{}: fnat needs a local address of the backend's family (network.local_addresses)",
+            bat("mode")
+        )));
+    }
+    if sm.synproxy && !bm.mode.sees_replies() {
+        return Err(ModelError(format!(
+            "{}: synproxy translates sequence numbers in both directions, so it needs nat or fnat backends, not {}",
+            bat("mode"),
+            bm.mode.name()
+        )));
+    }
+    if bm.gue_port.is_some() && bm.mode != Mode::Gue {
+        return Err(ModelError(format!("{}: only gue backends take a gue_port", bat("gue_port"))));
+    }
+    let tunnel_port = match bm.mode {
+        Mode::Gue => bm.gue_port.unwrap_or(DEFAULT_GUE_PORT),
+        _ => 0,
+    };
+    if bm.mode == Mode::Gue && tunnel_port == 0 {
+        return Err(ModelError(format!("{}: must not be 0", bat("gue_port"))));
+    }
+    if backends.iter().any(|b| b.addr == addr && b.v6 == v6 && b.port == port) {
+        return Err(ModelError(format!("{}: duplicate backend", bat("address"))));
+    }
+    let prev_id =
+        prev.and_then(|p| p.backends.iter().find(|b| b.addr == addr && b.v6 == v6 && b.port == port)).map(|b| b.id);
+    let id = backend_ids.claim(prev_id)?;
+    let state = if bm.weight == 0 { BackendState::Draining } else { BackendState::Up };
+    Ok(Backend { id, addr, v6, port, weight: bm.weight, mode: bm.mode, tunnel_port, state, sorry: false })
+}
+
 impl Table {
     /// Builds and validates a snapshot. `previous` lends its ids to services and backends that
     /// stay; `seed` is the Maglev seed (the same on every LB node of a cluster).
@@ -294,11 +401,25 @@ impl Table {
         previous: Option<&Table>,
         seed: u64,
     ) -> Result<Table, ModelError> {
+        Table::build_with_health(model, network, limits, previous, seed, &DownSet::new())
+    }
+
+    /// As `build`, with the backends in `down` out of scheduling (weight 0; Maglev gives their
+    /// slots to the others and moves nothing else).
+    pub fn build_with_health(
+        model: &ServicesModel,
+        network: Network,
+        limits: Limits,
+        previous: Option<&Table>,
+        seed: u64,
+        down: &DownSet,
+    ) -> Result<Table, ModelError> {
         let mut service_ids = IdAllocator::new(limits.max_services, "service");
         let mut backend_ids = IdAllocator::new(limits.max_backends, "backend");
         let mut services = Vec::with_capacity(model.services.len());
         let mut by_key = HashMap::with_capacity(model.services.len());
         let mut vips: HashMap<([u8; 16], bool), u32> = HashMap::new();
+        let mut expire_down = vec![0u64; (limits.max_backends as usize).div_ceil(64)];
         for (si, sm) in model.services.iter().enumerate() {
             let key = ServiceKey::new(sm.vip, sm.port, sm.protocol);
             let at = |field: &str| format!("service[{si}] ({key}).{field}");
@@ -320,76 +441,43 @@ impl Table {
                     sched::mh::MAX_SIZE
                 )));
             }
+            if let Some(c) = &sm.check {
+                c.validate(&at("check")).map_err(ModelError)?;
+            }
+            if let Some(p) = &sm.passive {
+                p.validate(&at("passive")).map_err(ModelError)?;
+            }
             let prev = previous.and_then(|p| p.service(&key));
             let id = service_ids.claim(prev.map(|s| s.id))?;
-            let mut backends: Vec<Backend> = Vec::with_capacity(sm.backends.len());
+            let mut backends: Vec<Backend> = Vec::with_capacity(sm.backends.len() + 1);
             for (bi, bm) in sm.backends.iter().enumerate() {
                 let bat = |field: &str| format!("service[{si}] ({key}).backend[{bi}] ({}).{field}", bm.address);
-                let (addr, v6) = from_ip(bm.address);
-                if bm.address.is_unspecified() || bm.address.is_multicast() {
-                    return Err(ModelError(format!("{}: not a unicast address", bat("address"))));
+                let mut b = backend_of(sm, key, bm, &bat, &network, &backends, prev, &mut backend_ids)?;
+                if down.contains(&BackendKey::new(key, bm)) {
+                    b.state = BackendState::Down;
+                    b.weight = 0;
+                    if sm.check.as_ref().is_some_and(|c| c.expire_on_down) {
+                        expire_down[b.id as usize / 64] |= 1 << (b.id % 64);
+                    }
                 }
-                if bm.weight > MAX_WEIGHT {
-                    return Err(ModelError(format!("{}: {} exceeds {MAX_WEIGHT}", bat("weight"), bm.weight)));
+                backends.push(b);
+            }
+            let up = backends.iter().any(|b| b.weight > 0);
+            if let Some(bm) = &sm.sorry_server {
+                let bat = |field: &str| format!("service[{si}] ({key}).sorry_server ({}).{field}", bm.address);
+                let mut b = backend_of(sm, key, bm, &bat, &network, &backends, prev, &mut backend_ids)?;
+                b.sorry = true;
+                if up {
+                    b.weight = 0;
+                    b.state = BackendState::Draining;
                 }
-                let same_family = v6 == key.v6;
-                if matches!(bm.mode, Mode::Nat | Mode::Fnat | Mode::Dr) && !same_family {
-                    return Err(ModelError(format!(
-                        "{}: {} cannot change the address family",
-                        bat("mode"),
-                        bm.mode.name()
-                    )));
-                }
-                let port = if bm.port == 0 { sm.port } else { bm.port };
-                if !bm.mode.sees_replies() && port != sm.port {
-                    return Err(ModelError(format!(
-                        "{}: {} cannot change the port ({} -> {port})",
-                        bat("port"),
-                        bm.mode.name(),
-                        sm.port
-                    )));
-                }
-                if sm.port == 0 && port != 0 {
-                    return Err(ModelError(format!(
-                        "{}: a port-zero service forwards every port unchanged",
-                        bat("port")
-                    )));
-                }
-                if bm.mode == Mode::Fnat && network.local_addresses(v6).is_empty() {
-                    return Err(ModelError(format!(
-                        "{}: fnat needs a local address of the backend's family (network.local_addresses)",
-                        bat("mode")
-                    )));
-                }
-                if sm.synproxy && !bm.mode.sees_replies() {
-                    return Err(ModelError(format!(
-                        "{}: synproxy translates sequence numbers in both directions, so it needs nat or fnat backends, not {}",
-                        bat("mode"),
-                        bm.mode.name()
-                    )));
-                }
-                if bm.gue_port.is_some() && bm.mode != Mode::Gue {
-                    return Err(ModelError(format!("{}: only gue backends take a gue_port", bat("gue_port"))));
-                }
-                let tunnel_port = match bm.mode {
-                    Mode::Gue => bm.gue_port.unwrap_or(DEFAULT_GUE_PORT),
-                    _ => 0,
-                };
-                if bm.mode == Mode::Gue && tunnel_port == 0 {
-                    return Err(ModelError(format!("{}: must not be 0", bat("gue_port"))));
-                }
-                if backends.iter().any(|b| b.addr == addr && b.v6 == v6 && b.port == port) {
-                    return Err(ModelError(format!("{}: duplicate backend", bat("address"))));
-                }
-                let prev_id = prev
-                    .and_then(|p| p.backends.iter().find(|b| b.addr == addr && b.v6 == v6 && b.port == port))
-                    .map(|b| b.id);
-                let id = backend_ids.claim(prev_id)?;
-                backends.push(Backend { id, addr, v6, port, weight: bm.weight, mode: bm.mode, tunnel_port });
+                backends.push(b);
             }
             let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
             // An unchanged service keeps its plan: an edit rebuilds only the Maglev ring it touches.
-            let plan = match prev.filter(|p| p.model == *sm && previous.is_some_and(|t| t.seed == seed)) {
+            let plan = match prev
+                .filter(|p| p.model == *sm && p.weights == weights && previous.is_some_and(|t| t.seed == seed))
+            {
                 Some(p) => p.plan.clone(),
                 None => {
                     let ids: Vec<u64> = backends.iter().map(|b| backend_identity(b.addr, b.v6, b.port)).collect();
@@ -409,6 +497,7 @@ impl Table {
                 persistence_ms: u64::from(sm.persistence) * 1000,
                 hash_ports: sm.hash_ports,
                 synproxy: sm.synproxy,
+                up,
                 model: sm.clone(),
             });
         }
@@ -424,7 +513,13 @@ impl Table {
             }
         }
         let generation = previous.map_or(1, |p| p.generation + 1);
-        Ok(Table { generation, network, limits, services, by_key, vips, nat_reverse, seed })
+        Ok(Table { generation, network, limits, services, by_key, vips, nat_reverse, seed, expire_down })
+    }
+
+    /// True when backend `id` is down and its service resets a down backend's connections.
+    #[inline]
+    pub fn expires_on_down(&self, id: u32) -> bool {
+        self.expire_down.get(id as usize / 64).is_some_and(|w| w & (1 << (id % 64)) != 0)
     }
 
     /// An empty table on `network` (no services).

@@ -689,6 +689,8 @@ fn fixtures_cover_every_reachable_drop_reason() {
         DropReason::LocalPortsExhausted,
         DropReason::NoRoom,
         DropReason::NoSourceAddress,
+        // health.rs: a backend failed its checks in a service with expire_on_down.
+        DropReason::BackendDown,
         // behaviour.rs: only once the time-exceeded rate is spent.
         DropReason::TtlExceeded,
     ];

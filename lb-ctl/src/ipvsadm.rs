@@ -110,6 +110,9 @@ pub fn parse_save(text: &str) -> Result<ServicesModel, String> {
                 maglev_size: lb_core::sched::mh::DEFAULT_SIZE,
                 hash_ports,
                 synproxy: false,
+                check: None,
+                passive: None,
+                sorry_server: None,
                 backends: vec![],
             }),
             "-a" | "--add-server" => {

@@ -83,6 +83,13 @@ pub enum Command {
         address: IpAddr,
         port: u16,
     },
+    /// Replace a service's health checks (`None` removes one).
+    SetCheck {
+        id: ServiceId,
+        check: Option<lb_core::health::CheckModel>,
+        passive: Option<lb_core::health::PassiveModel>,
+        sorry_server: Option<BackendModel>,
+    },
     /// Services with their counters.
     List,
     /// Per-worker statistics.
@@ -146,6 +153,24 @@ pub struct BackendView {
     pub active: u64,
     pub inactive: u64,
     pub traffic: Traffic,
+    /// up, down (failed its checks) or draining (weight 0).
+    #[serde(default)]
+    pub state: lb_core::health::BackendState,
+    /// The last health check's result, when the service has checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckView>,
+}
+
+/// The last health check of a backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckView {
+    /// tcp, http, udp, misc or passive.
+    pub kind: String,
+    pub ok: bool,
+    pub reason: String,
+    pub latency_ms: f64,
+    /// Milliseconds since that check ended.
+    pub age_ms: u64,
 }
 
 /// One service in a listing.
@@ -154,6 +179,16 @@ pub struct ServiceView {
     pub service: ServiceModel,
     pub traffic: Traffic,
     pub backends: Vec<BackendView>,
+    /// False while no backend is up (the VIP should be withdrawn).
+    #[serde(default = "yes")]
+    pub up: bool,
+    /// True while the sorry server serves in the backends' place.
+    #[serde(default)]
+    pub sorry_active: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One worker in `stats`.
@@ -284,6 +319,13 @@ pub fn edit(model: &ServicesModel, cmd: &Command) -> Result<ServicesModel, Strin
                 return Err(format!("service {id} has no backend {address}:{port}"));
             }
         }
+        Command::SetCheck { id, check, passive, sorry_server } => {
+            let i = need(&m, id)?;
+            let s = &mut m.services[i];
+            s.check.clone_from(check);
+            s.passive.clone_from(passive);
+            s.sorry_server.clone_from(sorry_server);
+        }
         Command::Flush => m.services.clear(),
         Command::Apply { model, .. } => m = model.clone(),
         Command::List
@@ -326,6 +368,10 @@ pub fn diff(old: &ServicesModel, new: &ServicesModel) -> Diff {
                     != (s.scheduler, s.persistence, s.maglev_size, s.hash_ports, s.synproxy)
                 {
                     lines.push(format!("~ service {} {} -> {}", id(s), o.scheduler.name(), s.scheduler.name()));
+                }
+                if (&o.check, &o.passive, &o.sorry_server) != (&s.check, &s.passive, &s.sorry_server) {
+                    let kind = |c: &Option<lb_core::health::CheckModel>| c.as_ref().map_or("none", |c| c.kind.name());
+                    lines.push(format!("~ service {} health check {} -> {}", id(s), kind(&o.check), kind(&s.check)));
                 }
                 for b in &o.backends {
                     if !s.backends.iter().any(|n| n.address == b.address && backend_port(s, n) == backend_port(o, b)) {

@@ -89,6 +89,59 @@ enum Cmd {
         #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
         synproxy: Option<bool>,
     },
+    /// Set a service's health checks, replacing those it had (keepalived's checkers).
+    SetCheck {
+        #[command(flatten)]
+        svc: Svc,
+        /// tcp, http, udp or misc; none for no active check.
+        #[arg(long = "type", default_value = "tcp")]
+        kind: String,
+        #[arg(long, default_value_t = 2000)]
+        interval_ms: u64,
+        #[arg(long, default_value_t = 1000)]
+        timeout_ms: u64,
+        /// Successes in a row that bring a down backend back.
+        #[arg(long, default_value_t = 2)]
+        rise: u32,
+        /// Failures in a row that take an up backend out.
+        #[arg(long, default_value_t = 3)]
+        fall: u32,
+        /// Port to check instead of the backend's (keepalived's connect_port).
+        #[arg(long)]
+        port: Option<u16>,
+        /// http: the path to GET.
+        #[arg(long, default_value = "/")]
+        path: String,
+        /// http: the status expected.
+        #[arg(long, default_value_t = 200)]
+        status_code: u16,
+        /// http: a substring of the body; udp: of the answer.
+        #[arg(long)]
+        expect: Option<String>,
+        /// udp: the datagram to send.
+        #[arg(long)]
+        send: Option<String>,
+        /// misc: the command (sh -c), which sees LBD_BACKEND_ADDRESS and LBD_BACKEND_PORT.
+        #[arg(long)]
+        misc_path: Option<String>,
+        /// List a failed backend with weight 0 (keepalived's inhibit_on_failure).
+        #[arg(long)]
+        inhibit_on_failure: bool,
+        /// Reset a failed backend's connections (IPVS's expire_nodest_conn).
+        #[arg(long)]
+        expire_on_down: bool,
+        /// Passive check: failed SYNs within --passive-window-ms that take a backend out (0: off).
+        #[arg(long, default_value_t = 0)]
+        passive_syn_failures: u32,
+        #[arg(long, default_value_t = 10_000)]
+        passive_window_ms: u64,
+        /// Without an active check, the passive check brings a backend back after this long.
+        #[arg(long, default_value_t = 10_000)]
+        passive_holddown_ms: u64,
+        /// Serves while no backend is up: ADDRESS[:PORT] (keepalived's sorry_server).
+        #[arg(long)]
+        sorry_server: Option<String>,
+    },
     /// Delete a service (its live connections are dropped with it).
     DelService {
         #[command(flatten)]
@@ -240,6 +293,9 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
 fn service_model(id: ServiceId, scheduler: Kind, persistence: u32, maglev_size: u32, hash_ports: bool) -> ServiceModel {
     ServiceModel {
         synproxy: false,
+        check: None,
+        passive: None,
+        sorry_server: None,
         vip: id.vip,
         port: id.port,
         protocol: id.protocol,
@@ -269,6 +325,61 @@ fn run(cli: &Cli) -> Result<(), String> {
             },
         },
         Cmd::DelService { svc } => Command::DelService { id: service_id(svc)? },
+        Cmd::SetCheck {
+            svc,
+            kind,
+            interval_ms,
+            timeout_ms,
+            rise,
+            fall,
+            port,
+            path,
+            status_code,
+            expect,
+            send,
+            misc_path,
+            inhibit_on_failure,
+            expire_on_down,
+            passive_syn_failures,
+            passive_window_ms,
+            passive_holddown_ms,
+            sorry_server,
+        } => {
+            let check = match kind.as_str() {
+                "none" => None,
+                k => {
+                    let mut c: lb_core::health::CheckModel = toml::from_str(&format!("type = \"{k}\""))
+                        .map_err(|_| format!("--type: unknown check '{k}' (expected tcp, http, udp, misc or none)"))?;
+                    c.interval_ms = *interval_ms;
+                    c.timeout_ms = *timeout_ms;
+                    c.rise = *rise;
+                    c.fall = *fall;
+                    c.port = *port;
+                    c.path.clone_from(path);
+                    c.status_code = *status_code;
+                    c.expect.clone_from(expect);
+                    c.send.clone_from(send);
+                    c.misc_path.clone_from(misc_path);
+                    c.inhibit_on_failure = *inhibit_on_failure;
+                    c.expire_on_down = *expire_on_down;
+                    c.validate("check").map_err(|e| e.replace("check.", "--").replace('_', "-"))?;
+                    Some(c)
+                }
+            };
+            let passive = (*passive_syn_failures > 0).then_some(lb_core::health::PassiveModel {
+                syn_failures: *passive_syn_failures,
+                window_ms: *passive_window_ms,
+                holddown_ms: *passive_holddown_ms,
+            });
+            let sorry_server = match sorry_server {
+                None => None,
+                Some(s) => {
+                    let (address, port) = parse_endpoint(s, true).map_err(|e| format!("--sorry-server: {e}"))?;
+                    Some(BackendModel { address, port, weight: 1, mode: Mode::Nat, gue_port: None })
+                }
+            };
+            Command::SetCheck { id: service_id(svc)?, check, passive, sorry_server }
+        }
         Cmd::AddBackend { svc, real, weight, mode, gue_port } => {
             let (address, port) = parse_endpoint(real, true)?;
             Command::AddBackend {
@@ -531,6 +642,12 @@ fn print_list(views: &[ServiceView], stats: bool, rate: bool) {
             if s.synproxy {
                 flags.push_str(if flags.is_empty() { "synproxy" } else { " synproxy" });
             }
+            if !v.up {
+                flags.push_str(if flags.is_empty() { "DOWN" } else { " DOWN" });
+            }
+            if v.sorry_active {
+                flags.push_str(" sorry-server");
+            }
             out!("{proto}  {} {} {flags}", endpoint(s.vip, s.port), s.scheduler.name());
         }
         for b in &v.backends {
@@ -547,11 +664,22 @@ fn print_list(views: &[ServiceView], stats: bool, rate: bool) {
                     bt.out_bytes
                 );
             } else {
+                // Health after ipvsadm's columns: keepalived's inhibit_on_failure shows a
+                // failed backend at weight 0.
+                let inhibit = s.check.as_ref().is_some_and(|c| c.inhibit_on_failure);
+                let weight =
+                    if inhibit && b.state == lb_core::health::BackendState::Down { 0 } else { b.backend.weight };
+                let health = match (&b.check, s.check.is_some() || s.passive.is_some()) {
+                    (Some(c), _) => format!("  {} {}: {} ({:.1} ms)", b.state, c.kind, c.reason, c.latency_ms),
+                    (None, true) => format!("  {} (not checked yet)", b.state),
+                    (None, false) if b.state != lb_core::health::BackendState::Up => format!("  {}", b.state),
+                    (None, false) => String::new(),
+                };
                 out!(
-                    "  -> {:<28} {:<7} {:<6} {:<10} {}",
+                    "  -> {:<28} {:<7} {:<6} {:<10} {}{health}",
                     endpoint(b.backend.address, port),
                     forward_name(b.backend.mode),
-                    b.backend.weight,
+                    weight,
                     b.active,
                     b.inactive
                 );

@@ -16,6 +16,8 @@ LAB_BACKENDS=${LAB_BACKENDS:-2}
 # kernel (xsk rx_dropped) on these machines; the `xdp` scenario still runs lbd on AF_XDP.
 LAB_DRIVER=${LAB_DRIVER:-af_packet}
 LAB_PIDS=()
+# The HTTP server of each backend, by backend number (lab_http_kill / lab_http_start).
+declare -A LAB_HTTP_PIDS=()
 LBD_PID=
 LBD=${LBD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/debug/lbd}
 
@@ -111,8 +113,7 @@ lab_setup() {
         echo "backend-$i" > "$LAB_DIR/www$i/index.html"
         # `ip netns exec` execs the program, so $! is the server's own PID (a function run
         # with & would give a subshell's).
-        ip netns exec "$ns" python3 -m http.server 8080 --bind :: --directory "$LAB_DIR/www$i" >/dev/null 2>&1 &
-        LAB_PIDS+=($!)
+        lab_http_start "$i"
         ip netns exec "$ns" iperf3 -s -p 5201 >/dev/null 2>&1 &
         LAB_PIDS+=($!)
     done
@@ -120,6 +121,21 @@ lab_setup() {
     in_ns "$NS_L" sysctl -qw net.ipv4.ip_forward=0
     in_ns "$NS_L" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
     LAB_SHAPE=$shape
+}
+
+# Starts backend I's HTTP server (its body names the backend) on port 8080.
+lab_http_start() {
+    local i=$1
+    ip netns exec "$(ns_b "$i")" python3 -m http.server 8080 --bind :: --directory "$LAB_DIR/www$i" >/dev/null 2>&1 &
+    LAB_PIDS+=($!)
+    LAB_HTTP_PIDS[$i]=$!
+}
+
+# Ends backend I's HTTP server (its kernel then answers SYNs to 8080 with RSTs).
+lab_http_kill() {
+    local i=$1
+    kill "${LAB_HTTP_PIDS[$i]}" 2>/dev/null || true
+    wait "${LAB_HTTP_PIDS[$i]}" 2>/dev/null || true
 }
 
 # Backends of the one-armed modes hold the VIP themselves and must not answer ARP for it.

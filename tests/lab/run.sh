@@ -6,7 +6,8 @@
 # hostile client segment (hostile.py): spoof (ARP/NA spoofing of the client), arpflood (100,000
 # spoofed ARP/ND senders), cksum (bad L4 checksums), storm (malformed frames and a SYN flood),
 # synflood (the SYN proxy against a spoofed SYN flood, and the embryonic cap without it);
-# exception (the kernel interface of the exception path, and a flood at the LB's address).
+# exception (the kernel interface of the exception path, and a flood at the LB's address);
+# health-http, health-tcp, health-udp, health-passive (a backend dies under load and returns).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lab.sh"
@@ -870,6 +871,144 @@ backend = [{ address = "10.1.0.11", port = 8080 }, { address = "10.1.0.12", port
     lab_stop_lbd > "$LAB_DIR/lbd.exit.log" 2>&1 || true
     in_ns "$NS_L" ip link show client >/dev/null 2>&1 && fail "the kernel interface outlived lbd"
     check "the kernel interface went with lbd"
+    ;;
+health-http|health-tcp|health-udp|health-passive)
+    # Health checks (issue 12): one backend of three dies under a steady HTTP load. Within
+    # fall x interval no new connection goes to it, and requests fail only inside that window
+    # (counted); restarted, it is back after rise x interval. The active checks run from lbd
+    # through the exception path; the passive one reads the data path's SYN failures.
+    kind=${scenario#health-}
+    LAB_BACKENDS=3 LAB_EXCEPTION=1
+    # The passive check's hold-down outlasts the outage, so the backend comes back alive.
+    interval=500 timeout=400 rise=2 fall=2 holddown=6000
+    common="interval_ms = $interval, timeout_ms = $timeout, rise = $rise, fall = $fall"
+    case $kind in
+        http) check="check = { type = \"http\", $common, path = \"/\", expect = \"backend-\" }" ;;
+        tcp) check="" ;; # set with lbctl set-check below
+        udp) check="check = { type = \"udp\", $common, port = 5353, send = \"ping\", expect = \"ping\" }" ;;
+        passive) check="passive = { syn_failures = 3, window_ms = 5000, holddown_ms = $holddown }" ;;
+    esac
+    lab_setup two-armed
+    udp_echo() {
+        ip netns exec "$(ns_b "$1")" python3 -c 'import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind(("::", 5353))
+while True:
+    d, a = s.recvfrom(2048)
+    s.sendto(d, a)' &
+        LAB_PIDS+=($!)
+        UDP_PID=$!
+    }
+    if [ "$kind" = udp ]; then for i in 1 3; do udp_echo "$i"; done; udp_echo 2; fi
+    backends='backend = [{ address = "10.1.0.11", port = 8080 }, { address = "10.1.0.12", port = 8080 }, { address = "10.1.0.13", port = 8080 }]'
+    lab_start_lbd "[[service]]
+vip = \"10.0.0.100\"
+port = 80
+scheduler = \"rr\"
+$check
+$backends
+[[service]]
+vip = \"10.0.0.101\"
+port = 80
+scheduler = \"mh\"
+hash_ports = true
+$check
+$backends" || fail "lbd did not start"
+    LBCTL=${LBCTL:-$(cd "$here/../.." && pwd)/target/debug/lbctl}
+    ctl() { "$LBCTL" -S "$LAB_DIR/lbd.sock" "$@"; }
+    if [ "$kind" = tcp ]; then
+        for vip in 10.0.0.100 10.0.0.101; do
+            ctl set-check -t "$vip:80" --type tcp --interval-ms "$interval" --timeout-ms "$timeout" --rise "$rise" --fall "$fall" >/dev/null ||
+                fail "lbctl set-check refused"
+        done
+        refusal=$(ctl set-check -t 10.0.0.100:80 --type tcp --interval-ms 100 --timeout-ms 400 2>&1) &&
+            fail "lbctl set-check accepted a timeout longer than the interval"
+        echo "$refusal" | grep -q "longer than the interval" || fail "lbctl set-check refused with '$refusal'"
+        ctl save | grep -q 'type = "tcp"' || fail "lbctl save does not show the check"
+        check "lbctl set-check installs the tcp check (and refuses a bad one); lbctl save shows it"
+    fi
+    # The state of backend 10.1.0.12 of service 10.0.0.100 in `lbctl list --json`.
+    state_of() {
+        ctl --json list | python3 -c 'import json,sys
+for s in json.load(sys.stdin):
+    if s["service"]["vip"] == "10.0.0.100":
+        for b in s["backends"]:
+            if b["backend"]["address"] == "10.1.0.12":
+                c = b.get("check") or {}
+                print(b["state"], c.get("kind", "-"), c.get("ok", "-"))'
+    }
+    if [ "$kind" != passive ]; then
+        for _ in $(seq 1 50); do [ "$(state_of)" = "up $kind True" ] && break; sleep 0.2; done
+        [ "$(state_of)" = "up $kind True" ] || fail "10.1.0.12 is not up with a passing $kind check: '$(state_of)'; $(ctl list)"
+        check "every backend passes its $kind check through the exception path"
+    fi
+    # Warm up: lbd drops a first SYN while it resolves a backend's MAC (the client sends it
+    # again a second later), which would show as a failure before any backend died.
+    lab_curl http://10.0.0.100/ 6 >/dev/null
+    [ "$(lab_curl http://10.0.0.100/ 1)" != curl-failed ] || fail "VIP not answered"
+    # Maglev (mh, client port hashed): the backend of each of 150 fixed client ports.
+    mh_map() { for p in $(seq 30000 30149); do echo "$p $(in_ns "$NS_C" curl -s -m 2 --local-port "$p" http://10.0.0.101/ || echo fail)"; done; }
+    [ "$kind" = http ] && mh_map > "$LAB_DIR/mh.before"
+    ip netns exec "$NS_C" python3 "$here/httpload.py" --target 10.0.0.100:80 --workers 4 --duration 24 --timeout 1 --out "$LAB_DIR/load" &
+    load_pid=$!
+    LAB_PIDS+=("$load_pid")
+    lab_wait_for "$LAB_DIR/load.ready" ready 10 || fail "the load generator did not start"
+    sleep 3
+    t_kill=$(date +%s%3N)
+    lab_http_kill 2
+    [ "$kind" = udp ] && { kill "$UDP_PID"; wait "$UDP_PID" 2>/dev/null || true; }
+    lab_wait_for "$LAB_DIR/lbd.log" "backend 10.1.0.12:8080 is down" 10 || fail "backend 10.1.0.12 was never marked down"
+    t_down=$(date +%s%3N)
+    echo "$(grep -m1 "backend 10.1.0.12:8080 is down" "$LAB_DIR/lbd.log")"
+    st=$(state_of)
+    case $st in down*) ;; *) fail "lbctl list --json shows 10.1.0.12 as '$st', not down" ;; esac
+    ctl list | tee "$LAB_DIR/list.down" | grep -E "10\.1\.0\.12:8080 .* down" >/dev/null || fail "lbctl list does not show 10.1.0.12 down: $(cat "$LAB_DIR/list.down")"
+    lab_metrics | grep -q 'lbd_backend_up{service="tcp 10.0.0.100:80",backend="10.1.0.12:8080"} 0' || fail "lbd_backend_up does not show 10.1.0.12 down"
+    check "10.1.0.12 is down in lbctl list, list --json and lbd_backend_up, $((t_down - t_kill)) ms after its server died"
+    cat "$LAB_DIR/list.down"
+    if [ "$kind" = http ]; then
+        mh_map > "$LAB_DIR/mh.after"
+        read -r kept others unusable < <(python3 - "$LAB_DIR/mh.before" "$LAB_DIR/mh.after" <<'PY'
+import sys
+a = dict(l.split(None, 1) for l in open(sys.argv[1]).read().splitlines())
+b = dict(l.split(None, 1) for l in open(sys.argv[2]).read().splitlines())
+# A client port curl could not use again (still in TIME_WAIT at the client) says nothing
+# about Maglev: such ports are left out, and counted.
+others = [p for p, v in a.items() if v.startswith("backend-") and v != "backend-2" and b.get(p, "").startswith("backend-")]
+unusable = sum(1 for v in b.values() if not v.startswith("backend-"))
+print(sum(1 for p in others if b.get(p) == a[p]), len(others), unusable)
+PY
+)
+        [ "$others" -gt 50 ] && [ $((kept * 100)) -ge $((others * 99)) ] || fail "Maglev: $kept of $others flows of the live backends kept their backend: $(diff "$LAB_DIR/mh.before" "$LAB_DIR/mh.after" | tr "\n" " ")"
+        grep -q backend-2 "$LAB_DIR/mh.after" && fail "Maglev: a new flow went to the down backend"
+        check "Maglev: $kept of $others flows of the live backends kept their backend ($unusable client ports not reusable in time); none went to the down one"
+    fi
+    sleep 3
+    t_restart=$(date +%s%3N)
+    lab_http_start 2
+    [ "$kind" = udp ] && udp_echo 2
+    lab_wait_for "$LAB_DIR/lbd.log" "backend 10.1.0.12:8080 is up" 15 || fail "backend 10.1.0.12 did not come back"
+    echo "$(grep -m1 "backend 10.1.0.12:8080 is up" "$LAB_DIR/lbd.log")"
+    wait "$load_pid" || true
+    # The load's verdict: failures only between the kill and the end of the detection window,
+    # and backend-2 serving again soon after its restart.
+    if [ "$kind" = passive ]; then window=3000 back=$((holddown + 2000)); else window=$((fall * interval + timeout + 1000)) back=$((rise * interval + interval + 2000)); fi
+    read -r total failed late first_back < <(python3 - "$LAB_DIR/load" "$t_kill" "$window" "$t_restart" <<'PY'
+import sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+t_kill, window, t_restart = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+failed = [r for r in rows if r[2].startswith("FAIL")]
+# A request in flight when the server died fails too: it counts from its end.
+late = [r for r in failed if not (t_kill <= int(r[1]) and int(r[0]) <= t_kill + window)]
+back = [int(r[0]) for r in rows if r[2] == "backend-2" and int(r[0]) >= t_restart]
+print(len(rows), len(failed), len(late), (min(back) - t_restart) if back else -1)
+PY
+)
+    echo "load: $total requests, $failed failed, all within ${window} ms of the kill: $([ "$late" = 0 ] && echo yes || echo "no, $late outside")"
+    [ "$late" = 0 ] || fail "$late requests failed outside the detection window: $(grep FAIL "$LAB_DIR/load" | head -5)"
+    [ "$first_back" -ge 0 ] || fail "no request reached backend-2 after its restart"
+    [ "$first_back" -le "$back" ] || fail "backend-2 served again only $first_back ms after its restart (bound $back ms)"
+    check "$failed of $total requests failed, all inside the window; backend-2 served again $first_back ms after its restart (bound $back ms)"
     ;;
 *)
     echo "unknown scenario $scenario" >&2; exit 2 ;;

@@ -33,6 +33,9 @@ pub enum DropReason {
     NoService,
     /// The service has no backend of non-zero weight.
     NoBackend,
+    /// A connection's backend failed its health checks and the service resets its connections
+    /// (`expire_on_down`): the entry was expired with this packet.
+    BackendDown,
     /// TCP segment other than SYN with no connection (IPVS drops these too).
     NoConnection,
     NoRoute,
@@ -92,6 +95,7 @@ impl DropReason {
         DropReason::UnknownDestination,
         DropReason::NoService,
         DropReason::NoBackend,
+        DropReason::BackendDown,
         DropReason::NoConnection,
         DropReason::NoRoute,
         DropReason::NeighbourUnresolved,
@@ -133,6 +137,7 @@ impl DropReason {
             DropReason::UnknownDestination => "unknown_destination",
             DropReason::NoService => "no_service",
             DropReason::NoBackend => "no_backend",
+            DropReason::BackendDown => "backend_down",
             DropReason::NoConnection => "no_connection",
             DropReason::NoRoute => "no_route",
             DropReason::NeighbourUnresolved => "neighbour_unresolved",
@@ -165,6 +170,9 @@ pub struct ServiceCounters {
     pub in_bytes: u64,
     pub out_packets: u64,
     pub out_bytes: u64,
+    /// SYNs that failed: refused with a RST, or left unanswered until the client sent the SYN
+    /// again or the embryonic connection expired (the passive health check's input).
+    pub syn_failures: u64,
 }
 
 /// Same shape for backends.
@@ -274,6 +282,7 @@ impl Counters {
             a.in_bytes += b.in_bytes;
             a.out_packets += b.out_packets;
             a.out_bytes += b.out_bytes;
+            a.syn_failures += b.syn_failures;
         }
     }
 }

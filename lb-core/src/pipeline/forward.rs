@@ -170,7 +170,8 @@ pub(super) fn transport(w: &mut Worker, t: &Table, f: &mut impl Frame, ip: &Ip, 
     }
     let lay = Layout { l3: ip.l3, l4: ip.l4, v6: ip.v6, proto: ip.proto, l4_present };
     if let Some((id, dir)) = w.conns.lookup(&key) {
-        if w.conns.get(id).expires_ms > now_ms {
+        let c = w.conns.get(id);
+        if c.expires_ms > now_ms && !(dir == Dir::Orig && reopens(c, flags)) {
             return established(w, t, f, ip, &lay, id, dir, flags, now_ms);
         }
         let c = w.conns.remove(id);
@@ -197,8 +198,25 @@ fn established(
     now_ms: u64,
 ) -> Verdict {
     let mut c = *w.conns.get(id);
+    if t.expires_on_down(c.backend_id) {
+        // IPVS's expire_nodest_conn: the backend failed its checks; the client's next attempt
+        // is scheduled afresh.
+        let c = w.conns.remove(id);
+        unload(&mut w.load, &c);
+        w.counters.conns_expired += 1;
+        return Verdict::Drop(DropReason::BackendDown);
+    }
     if rewrites_l4(c.mode) && !l4_checksum_ok(f, ip, w.verify_l4) {
         return Verdict::Drop(DropReason::L4BadChecksum);
+    }
+    if lay.l4_present && backend_silent(&c) {
+        // Seen from here, a backend that refuses a SYN, or leaves it unanswered until the client
+        // sends it again, is failing (the passive health check).
+        let refused = dir == Dir::Reply && flags & tcp::flags::RST != 0;
+        let resent = dir == Dir::Orig && flags & tcp::flags::SYN != 0;
+        if refused || resent {
+            syn_failed(&mut w.counters, &c);
+        }
     }
     if c.synproxy != SynProxy::Off && ip.proto == ip_proto::TCP && lay.l4_present {
         let syn_ack = tcp::flags::SYN | tcp::flags::ACK;
@@ -265,6 +283,35 @@ pub(super) fn move_state(w: &mut Worker, id: ConnId, c: &mut Conn, next: TcpStat
         w.conns.set_state(id, next);
         c.state = next;
         add_load(&mut w.load, c);
+    }
+}
+
+/// A client's new SYN on a connection that has closed (TIME_WAIT, CLOSE): the client reuses
+/// its port for a new connection, which is scheduled afresh, as IPVS's conn_reuse_mode does,
+/// rather than sent to the old backend (which may have failed since).
+fn reopens(c: &Conn, flags: u8) -> bool {
+    c.orig.proto == ip_proto::TCP
+        && flags & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN
+        && matches!(c.state, TcpState::TimeWait | TcpState::Close)
+}
+
+/// A TCP connection whose client sent its SYN and whose backend has not answered it yet (no
+/// acknowledgement came back). Only nat and fnat show the backend's side: for dr, tun and gue
+/// a silent backend and a client that never completes look the same, so they never count.
+pub(super) fn backend_silent(c: &Conn) -> bool {
+    c.orig.proto == ip_proto::TCP
+        && c.state == TcpState::SynRecv
+        && c.mode.sees_replies()
+        && c.acked[Dir::Reply as usize] == 0
+}
+
+/// Counts a failed SYN against the connection's backend and service.
+pub(super) fn syn_failed(counters: &mut super::Counters, c: &Conn) {
+    if let Some(b) = counters.backends.get_mut(c.backend_id as usize) {
+        b.syn_failures += 1;
+    }
+    if let Some(s) = counters.services.get_mut(c.service_id as usize) {
+        s.syn_failures += 1;
     }
 }
 

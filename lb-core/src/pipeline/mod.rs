@@ -214,6 +214,9 @@ impl Worker {
         conns.expire(now_ms, *sweep_budget, |c| {
             forward::unload(load, c);
             counters.conns_expired += 1;
+            if forward::backend_silent(c) {
+                forward::syn_failed(counters, c);
+            }
         })
     }
 
