@@ -178,6 +178,11 @@ fn run(cfg: &Config) -> Result<(), String> {
     };
     let cores: Vec<Option<usize>> = cfg.workers.cores.iter().map(|c| Some(*c)).collect();
     let mut rt = Runtime::start(&ports, &cores, &wcfg, table, &pool, exception)?;
+    if cfg.services.iter().any(|s| s.check.is_some()) && !cfg.network.interfaces.iter().any(|i| i.exception) {
+        eprintln!(
+            "lbd: warning: health checks are configured but no interface has exception = true: checks use the host's other routes to the backends, if any"
+        );
+    }
     let health = health::Health::start()?;
     if !cfg.control.metrics.is_empty() {
         metrics::serve(&cfg.control.metrics, rt.handle(), health.board())?;
