@@ -451,6 +451,11 @@ impl NeighTable {
         best.map(|(i, _)| i)
     }
 
+    /// Whether the table holds `mac` on `port` for `addr` (learned or static), changing nothing.
+    pub fn holds(&self, addr: &[u8; 16], v6: bool, mac: MacAddr, port: u16) -> bool {
+        self.find(addr, v6).is_some_and(|seen| seen.mac_port() == (mac, port))
+    }
+
     /// Installs a static entry (from the configuration); it never changes or expires.
     pub fn insert_static(&self, addr: &[u8; 16], v6: bool, mac: MacAddr, port: u16) -> bool {
         let meta = pack(mac, port, v6, true);

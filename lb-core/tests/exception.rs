@@ -135,3 +135,23 @@ fn the_hosts_neighbour_solicitation_starts_resolution_and_the_advert_reaches_it(
     let v6_state = w.neighbours().entries(1000).into_iter().find(|e| e.addr == b && e.v6).map(|e| e.state);
     assert_eq!(v6_state, Some(State::Reachable));
 }
+
+#[test]
+fn an_arp_reply_lbd_refuses_never_reaches_the_host() {
+    let (mut w, t) = (worker(), table(true));
+    // The host resolved 10.1.0.11; lbd and the kernel both hold its MAC.
+    let out = eth([0xff; 6], LB1, EtherType::ARP, &arp(ArpOperation::REQUEST, LB1, LB_BACKEND, [0; 6], b4(11)));
+    from_host(&mut w, &t, &mut VecFrame::new(&out, 1), 1000);
+    let reply = arp(ArpOperation::REPLY, backend_mac(11), b4(11), LB1, LB_BACKEND);
+    assert_eq!(run(&mut w, &t, 1, &eth(LB1, backend_mac(11), EtherType::ARP, &reply)), Verdict::Host);
+    // A spoofed reply for it, and one for an address nobody asked about: lbd believes neither,
+    // so the kernel, which might, never sees them.
+    let spoof = arp(ArpOperation::REPLY, [2, 0x66, 0x66, 0x66, 0x66, 0x66], b4(11), LB1, LB_BACKEND);
+    assert_eq!(
+        run(&mut w, &t, 1, &eth(LB1, [2, 0x66, 0x66, 0x66, 0x66, 0x66], EtherType::ARP, &spoof)),
+        Verdict::Consumed
+    );
+    let unasked = arp(ArpOperation::REPLY, backend_mac(12), b4(12), LB1, LB_BACKEND);
+    assert_eq!(run(&mut w, &t, 1, &eth(LB1, backend_mac(12), EtherType::ARP, &unasked)), Verdict::Consumed);
+    assert_eq!(state_of(&w, b4(11)), Some(State::Reachable));
+}

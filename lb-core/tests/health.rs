@@ -189,3 +189,21 @@ fn a_new_syn_on_a_closed_connection_is_scheduled_afresh() {
     assert_eq!(v, Verdict::Tx(1));
     assert_ne!(backend_of(&out), b);
 }
+
+#[test]
+fn a_client_cannot_fail_a_backend_by_itself() {
+    let m = services("rr", "");
+    let t = table(&m, &DownSet::new(), None);
+    let mut w = worker();
+    let (_, out) = run(&mut w, &t, 0, &segment(2, 51000, SYN), 1000);
+    let b = backend_of(&out);
+    let id = t.services()[0].backends.iter().find(|x| x.addr[3] == b).unwrap().id as usize;
+    // The same SYN twice at once is no retransmission.
+    run(&mut w, &t, 0, &segment(2, 51000, SYN), 1010);
+    assert_eq!(w.counters.backends[id].syn_failures, 0);
+    // A RST claiming to come from the backend, sent from the client's side.
+    let rst = Flags { syn: false, ack: true, fin: false, rst: true };
+    let forged = eth(LB0, client_mac(2), EtherType::IPV4, &tcp4(&V4::new(b4(b), c4(2)), 80, 51000, rst, b""));
+    run(&mut w, &t, 0, &forged, 1020);
+    assert_eq!(w.counters.backends[id].syn_failures, 0, "a RST from the wrong side does not count");
+}

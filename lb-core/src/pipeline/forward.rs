@@ -211,9 +211,17 @@ fn established(
     }
     if lay.l4_present && backend_silent(&c) {
         // Seen from here, a backend that refuses a SYN, or leaves it unanswered until the client
-        // sends it again, is failing (the passive health check).
-        let refused = dir == Dir::Reply && flags & tcp::flags::RST != 0;
-        let resent = dir == Dir::Orig && flags & tcp::flags::SYN != 0;
+        // sends it again, is failing (the passive health check). Neither may be a client's
+        // say-so: a SYN sent twice at once is no retransmission (a client's first one waits
+        // about a second, Linux's initial RTO), and a RST counts only from the port the
+        // backend is reached by (a reverse-path check).
+        let last_packet_ms = c.expires_ms.saturating_sub(timeout_ms(w, &c));
+        let refused = dir == Dir::Reply
+            && flags & tcp::flags::RST != 0
+            && t.network.route(&c.reply.src, c.reply.v6).is_some_and(|(port, _)| port == f.in_port());
+        let resent = dir == Dir::Orig
+            && flags & tcp::flags::SYN != 0
+            && now_ms.saturating_sub(last_packet_ms) >= SYN_RETRANSMIT_MS;
         if refused || resent {
             syn_failed(&mut w.counters, &c);
         }
@@ -294,6 +302,10 @@ fn reopens(c: &Conn, flags: u8) -> bool {
         && flags & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN
         && matches!(c.state, TcpState::TimeWait | TcpState::Close)
 }
+
+/// The least time between a SYN and its retransmission that the passive check believes (a
+/// client's first retransmission waits about 1 s: RFC 6298's initial RTO).
+const SYN_RETRANSMIT_MS: u64 = 800;
 
 /// A TCP connection whose client sent its SYN and whose backend has not answered it yet (no
 /// acknowledgement came back). Only nat and fnat show the backend's side: for dr, tun and gue

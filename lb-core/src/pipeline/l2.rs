@@ -108,8 +108,14 @@ pub(super) fn arp(w: &mut Worker, t: &Table, f: &mut impl Frame, now_ms: u64) ->
     } else if sip != [0; 4] {
         w.neigh.refuse();
     }
-    if op == arp::OP_REPLY && tmac == port_mac(t, in_port) && to_host(t, in_port, &target, false) {
-        // The answer to the host's own request (see `from_host`): its kernel learns it too.
+    if op == arp::OP_REPLY
+        && tmac == port_mac(t, in_port)
+        && to_host(t, in_port, &target, false)
+        && w.neigh.holds(&sender, false, smac, in_port)
+    {
+        // The answer to the host's own request (see `from_host`), which lbd believed: the
+        // kernel learns the same. One lbd refused never reaches the kernel, whose own rules
+        // would let a reply move an existing entry.
         return Verdict::Host;
     }
     if op != arp::OP_REQUEST || !for_us || sip == tip {
@@ -154,7 +160,12 @@ pub(super) fn nd(w: &mut Worker, t: &Table, f: &mut impl Frame, icmp_at: usize, 
                 if t.network.on_link(in_port, &target, true) && !ours(t, &target, true) && !mac.is_multicast() {
                     w.neigh.claim(&target, true, mac, in_port, kind, now_ms);
                 }
-                if to_host(t, in_port, &dst, true) { Verdict::Host } else { Verdict::Consumed }
+                // As for ARP: the host gets only an answer lbd believed.
+                if to_host(t, in_port, &dst, true) && w.neigh.holds(&target, true, mac, in_port) {
+                    Verdict::Host
+                } else {
+                    Verdict::Consumed
+                }
             }
             Ok(None) => Verdict::Consumed,
             Err(_) => Verdict::Drop(DropReason::NdInvalid),
