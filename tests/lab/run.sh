@@ -831,6 +831,14 @@ backend = [{ address = "10.1.0.11", port = 8080 }, { address = "10.1.0.12", port
     done
     [ "$code" = 200 ] || fail "TCP connect to the LB's own 10.0.0.1:2222 from the client: HTTP '$code'"
     check "a TCP connection from the client to the LB's kernel (10.0.0.1:2222) is served"
+    ip netns exec "$NS_L" python3 -m http.server 2223 --bind fd00::1 --directory "$LAB_DIR" >/dev/null 2>&1 &
+    LAB_PIDS+=($!)
+    for _ in $(seq 1 30); do
+        code=$(in_ns "$NS_C" curl -g -s -m 2 -o /dev/null -w '%{http_code}' "http://[fd00::1]:2223/") && [ "$code" = 200 ] && break
+        sleep 0.2
+    done
+    [ "$code" = 200 ] || fail "TCP connect to the LB's own [fd00::1]:2223 from the client: HTTP '$code'"
+    check "and over IPv6 ([fd00::1]:2223), the kernel's neighbour discovery going through lbd"
     # The kernel's own connection to a backend: its ARP went through lbd, so both tables agree.
     got=$(in_ns "$NS_L" curl -s -m 3 http://10.1.0.11:8080/) || true
     [ "$got" = backend-1 ] || fail "the LB's kernel cannot reach backend 10.1.0.11:8080 (got '$got')"
