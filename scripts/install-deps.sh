@@ -5,7 +5,7 @@
 # run again.
 set -euo pipefail
 
-packages=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config iproute2 iputils-ping ethtool nftables iperf3 curl python3 python3-scapy tcpdump)
+packages=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config iproute2 iputils-ping ethtool nftables iperf3 curl python3 python3-scapy tcpdump bird2)
 # --bench: also what bench/e2e.sh compares against and bench/plot.py draws with.
 [ "${1:-}" = --bench ] && packages+=(haproxy wrk python3-matplotlib)
 missing=()

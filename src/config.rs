@@ -27,6 +27,8 @@ pub struct Config {
     #[serde(default)]
     pub exception: ExceptionConfig,
     #[serde(default)]
+    pub announce: AnnounceConfig,
+    #[serde(default)]
     pub control: ControlConfig,
     #[serde(default)]
     pub network: NetworkModel,
@@ -66,11 +68,44 @@ pub struct WorkersConfig {
     pub descriptors: u16,
     /// Packet buffers in the pool (per lbd).
     pub mbufs: u32,
+    /// "busy" (poll without pause, a whole core each) or "adaptive" (back off when idle).
+    pub poll: PollModeName,
+    /// adaptive: empty polls before backing off, and the longest sleep between polls.
+    pub idle_turns: u32,
+    pub max_sleep_us: u32,
+}
+
+/// `workers.poll`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PollModeName {
+    #[default]
+    Busy,
+    Adaptive,
+}
+
+impl WorkersConfig {
+    /// The poll mode the runtime runs.
+    pub fn poll_mode(&self) -> lb_dpdk::worker::PollMode {
+        match self.poll {
+            PollModeName::Busy => lb_dpdk::worker::PollMode::Busy,
+            PollModeName::Adaptive => {
+                lb_dpdk::worker::PollMode::Adaptive { idle_turns: self.idle_turns, max_sleep_us: self.max_sleep_us }
+            }
+        }
+    }
 }
 
 impl Default for WorkersConfig {
     fn default() -> Self {
-        WorkersConfig { cores: vec![1], descriptors: 1024, mbufs: 16383 }
+        WorkersConfig {
+            cores: vec![1],
+            descriptors: 1024,
+            mbufs: 16383,
+            poll: PollModeName::Busy,
+            idle_turns: 256,
+            max_sleep_us: 500,
+        }
     }
 }
 
@@ -120,6 +155,15 @@ impl Default for ExceptionConfig {
     fn default() -> Self {
         ExceptionConfig { rate: 20_000, burst: 512 }
     }
+}
+
+/// `[announce]`: VIPs for a routing daemon to announce.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnnounceConfig {
+    /// The network.interface (with exception = true) whose kernel interface carries, as /32 and
+    /// /128 addresses, the VIPs of the services that are up; "" announces nothing.
+    pub interface: String,
 }
 
 /// `[control]`
@@ -180,6 +224,17 @@ impl Config {
             return Err(
                 "exception.rate, exception.burst: must be at least 1 when an interface has exception = true".into()
             );
+        }
+        if !self.announce.interface.is_empty()
+            && !self.network.interfaces.iter().any(|i| i.name == self.announce.interface && i.exception)
+        {
+            return Err(format!(
+                "announce.interface: '{}' is not a network.interface with exception = true",
+                self.announce.interface
+            ));
+        }
+        if self.workers.poll == PollModeName::Adaptive && !(1..=100_000).contains(&self.workers.max_sleep_us) {
+            return Err(format!("workers.max_sleep_us: {} is not within 1..=100000", self.workers.max_sleep_us));
         }
         self.timeouts.validate()?;
         self.neighbours.validate()?;
@@ -269,5 +324,18 @@ mod tests {
         let e = config(128, 16383, 1 << 20).check_memory(false).unwrap_err();
         assert!(e.contains("1 worker(s) x 1048576 connections"), "{e}");
         assert!(config(512, 16383, 1 << 20).check().is_ok(), "the defaults fit");
+    }
+
+    #[test]
+    fn announce_needs_an_exception_interface_and_adaptive_a_sane_sleep() {
+        let mut c = config(512, 4095, 1024);
+        c.announce.interface = "a".into();
+        let e = c.check().unwrap_err();
+        assert!(e.contains("announce.interface: 'a' is not a network.interface with exception = true"), "{e}");
+        c.network.interfaces[0].exception = true;
+        assert!(c.check().is_ok());
+        c.workers.poll = PollModeName::Adaptive;
+        c.workers.max_sleep_us = 0;
+        assert!(c.check().unwrap_err().contains("workers.max_sleep_us"));
     }
 }

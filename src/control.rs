@@ -4,6 +4,7 @@
 //! of that succeeded.
 
 use crate::health::Health;
+use crate::hostif::Announcer;
 use lb_core::conntrack::Timeouts;
 use lb_core::flow::to_ip;
 use lb_core::pipeline::{Counters, DropReason};
@@ -31,6 +32,8 @@ pub struct ControlSocket {
     health: Health,
     /// When the passive check last read the workers' counters.
     passive_read: Instant,
+    /// Keeps the VIPs announced, when `[announce]` names an interface.
+    announcer: Option<Announcer>,
 }
 
 /// How often the passive check reads the workers' SYN failure counters.
@@ -44,6 +47,7 @@ impl ControlSocket {
         timeouts: Timeouts,
         seed: u64,
         mut health: Health,
+        announcer: Option<Announcer>,
     ) -> Result<Self, String> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
@@ -67,6 +71,7 @@ impl ControlSocket {
             seed,
             health,
             passive_read: Instant::now(),
+            announcer,
         })
     }
 
@@ -102,6 +107,16 @@ impl ControlSocket {
                 }
                 Err(e) => eprintln!("lbd: health: table not rebuilt: {e}"),
             }
+        }
+        if let Some(a) = &mut self.announcer {
+            a.sync(&rt.table());
+        }
+    }
+
+    /// Withdraws every VIP now (lbd is stopping).
+    pub fn withdraw_all(&mut self, rt: &Runtime) {
+        if let Some(a) = &mut self.announcer {
+            a.set_drained(true, &rt.table());
         }
     }
 
@@ -151,6 +166,15 @@ impl ControlSocket {
             Command::Conns => Ok(json!(conns(rt))),
             Command::Neigh => Ok(json!(neighbours(rt))),
             Command::NeighFlush => Ok(json!({ "flushed": rt.neighbours().flush() })),
+            Command::Drain { on } => {
+                let a = self
+                    .announcer
+                    .as_mut()
+                    .ok_or("drain: lbd announces no VIPs (set [announce] interface in its configuration)")?;
+                a.set_drained(*on, &rt.table());
+                let connections: usize = rt.stats().iter().map(|s| s.conns).sum();
+                Ok(json!({ "drained": a.drained(), "announced": a.announced(), "connections": connections }))
+            }
             Command::Save => Ok(json!(self.model)),
             Command::Zero => {
                 let (done, acks) = lb_dpdk::worker::ack_channel();

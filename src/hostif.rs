@@ -4,6 +4,9 @@
 //! is not persistent, so a killed lbd takes its addresses with it.
 
 use lb_core::net::{InterfaceModel, Prefix};
+use lb_core::service::Table;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::process::Command;
 
 /// The `--vdev` string of interface `i`'s TAP port.
@@ -53,4 +56,79 @@ pub fn configure(itf: &InterfaceModel) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Keeps the VIPs of the services that are up as host addresses (/32, /128) on one exception
+/// interface, where a routing daemon (BIRD's `direct` protocol) picks them up and announces
+/// them. The addresses live only as long as lbd: the TAP interface goes with the process, so a
+/// dead lbd withdraws its VIPs without anyone cleaning up.
+pub struct Announcer {
+    iface: String,
+    current: BTreeSet<IpAddr>,
+    drained: bool,
+    generation: u64,
+}
+
+impl Announcer {
+    pub fn new(iface: String) -> Self {
+        Announcer { iface, current: BTreeSet::new(), drained: false, generation: 0 }
+    }
+
+    /// The VIPs announced now.
+    pub fn announced(&self) -> Vec<IpAddr> {
+        self.current.iter().copied().collect()
+    }
+
+    /// Withdraws every VIP (`on`) or announces them again.
+    pub fn set_drained(&mut self, on: bool, table: &Table) {
+        self.drained = on;
+        self.generation = 0;
+        self.sync(table);
+    }
+
+    pub fn drained(&self) -> bool {
+        self.drained
+    }
+
+    /// Announces the VIPs with a service up and withdraws the others (once per table).
+    pub fn sync(&mut self, table: &Table) {
+        if table.generation == self.generation {
+            return;
+        }
+        self.generation = table.generation;
+        let want: BTreeSet<IpAddr> = if self.drained {
+            BTreeSet::new()
+        } else {
+            table.services().iter().filter(|s| s.up).map(|s| lb_core::flow::to_ip(s.key.addr, s.key.v6)).collect()
+        };
+        let add: Vec<IpAddr> = want.difference(&self.current).copied().collect();
+        let remove: Vec<IpAddr> = self.current.difference(&want).copied().collect();
+        for vip in add {
+            match self.address(vip, "add") {
+                Ok(()) => {
+                    println!("lbd: announce: {vip} (a service is up)");
+                    self.current.insert(vip);
+                }
+                Err(e) => eprintln!("lbd: announce: {vip}: {e}"),
+            }
+        }
+        for vip in remove {
+            let why = if self.drained { "drained" } else { "no service of it is up" };
+            match self.address(vip, "del") {
+                Ok(()) => println!("lbd: withdraw: {vip} ({why})"),
+                Err(e) => eprintln!("lbd: withdraw: {vip}: {e}"),
+            }
+            self.current.remove(&vip);
+        }
+    }
+
+    fn address(&self, vip: IpAddr, verb: &str) -> Result<(), String> {
+        match vip {
+            IpAddr::V4(a) => ip(&["addr", verb, &format!("{a}/32"), "dev", &self.iface]),
+            IpAddr::V6(a) if verb == "add" => {
+                ip(&["-6", "addr", "add", &format!("{a}/128"), "dev", &self.iface, "nodad"])
+            }
+            IpAddr::V6(a) => ip(&["-6", "addr", verb, &format!("{a}/128"), "dev", &self.iface]),
+        }
+    }
 }

@@ -177,7 +177,7 @@ fn run(cfg: &Config) -> Result<(), String> {
         ..Default::default()
     };
     let cores: Vec<Option<usize>> = cfg.workers.cores.iter().map(|c| Some(*c)).collect();
-    let mut rt = Runtime::start(&ports, &cores, &wcfg, table, &pool, exception)?;
+    let mut rt = Runtime::start(&ports, &cores, &wcfg, table, &pool, exception, cfg.workers.poll_mode())?;
     if cfg.services.iter().any(|s| s.check.is_some()) && !cfg.network.interfaces.iter().any(|i| i.exception) {
         eprintln!(
             "lbd: warning: health checks are configured but no interface has exception = true: checks use the host's other routes to the backends, if any"
@@ -193,6 +193,10 @@ fn run(cfg: &Config) -> Result<(), String> {
         cfg.timeouts,
         cfg.control.maglev_seed,
         health,
+        (!cfg.announce.interface.is_empty()).then(|| {
+            let itf = cfg.network.interfaces.iter().find(|i| i.name == cfg.announce.interface);
+            hostif::Announcer::new(itf.and_then(|i| i.exception_name()).unwrap_or_default().to_string())
+        }),
     )?;
     for p in &ports {
         let rss = if p.rss.is_some() { "RSS" } else { "software steering" };
@@ -220,6 +224,7 @@ fn run(cfg: &Config) -> Result<(), String> {
         control.poll(&mut rt);
         rt.reap();
     }
+    control.withdraw_all(&rt);
     drop(control);
     let stats = rt.stop();
     let mut total = lb_core::pipeline::Counters::new(0, 0);

@@ -10,6 +10,11 @@ use std::sync::Mutex;
 static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn scenario(name: &str) {
+    run_script(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/run.sh"), name, name);
+}
+
+/// Runs `script` with `arg` as root (skipping elsewhere outside CI) and checks it passed.
+fn run_script(script: &str, arg: &str, name: &str) {
     let _guard = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // Namespaces need root; outside CI a non-root run skips instead of failing.
     let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
@@ -17,10 +22,9 @@ fn scenario(name: &str) {
         eprintln!("skipping lab scenario {name}: needs root");
         return;
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/run.sh");
     let out = Command::new("bash")
         .arg(script)
-        .arg(name)
+        .arg(arg)
         .env("LBD", env!("CARGO_BIN_EXE_lbd"))
         // lbctl lives in another package (it must not link DPDK): built here for the ctl scenario.
         .env("LBCTL", common::workspace_bin("lb-ctl", "lbctl"))
@@ -137,4 +141,9 @@ fn lab_udp_check_takes_a_dead_backend_out_and_back() {
 #[test]
 fn lab_passive_check_alone_takes_a_dead_backend_out() {
     scenario("health-passive");
+}
+
+#[test]
+fn lab_scale_out_flows_survive_a_killed_node_a_join_and_a_drain() {
+    run_script(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/scale-out-demo.sh"), "", "scale-out");
 }

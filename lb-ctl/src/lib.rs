@@ -90,6 +90,10 @@ pub enum Command {
         passive: Option<lb_core::health::PassiveModel>,
         sorry_server: Option<BackendModel>,
     },
+    /// Withdraw every VIP (`on`), keeping existing connections, or announce them again.
+    Drain {
+        on: bool,
+    },
     /// Services with their counters.
     List,
     /// Per-worker statistics.
@@ -329,6 +333,7 @@ pub fn edit(model: &ServicesModel, cmd: &Command) -> Result<ServicesModel, Strin
         Command::Flush => m.services.clear(),
         Command::Apply { model, .. } => m = model.clone(),
         Command::List
+        | Command::Drain { .. }
         | Command::Stats
         | Command::Conns
         | Command::Neigh

@@ -202,6 +202,17 @@ enum Cmd {
         #[command(subcommand)]
         action: Option<NeighAction>,
     },
+    /// Withdraw every VIP from the routers, keep forwarding the connections there are until
+    /// they end or TIMEOUT seconds pass, then report (planned maintenance).
+    Drain {
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        /// Only withdraw; do not wait for the connections.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Announce the VIPs again after a drain.
+    Undrain,
     /// Zero the packet and connection counters.
     Zero,
     /// Remove every service.
@@ -539,6 +550,31 @@ fn run(cli: &Cli) -> Result<(), String> {
             }
             return Ok(());
         }
+        Cmd::Drain { timeout, no_wait } => {
+            let r = call(&cli.socket, Command::Drain { on: true })?;
+            let started = std::time::Instant::now();
+            let left = |r: &serde_json::Value| r["connections"].as_u64().unwrap_or(0);
+            let mut conns = left(&r);
+            if !cli.json {
+                out!("drain: VIPs withdrawn; {conns} connections to finish");
+            }
+            while !*no_wait && conns > 0 && started.elapsed() < Duration::from_secs(*timeout) {
+                std::thread::sleep(Duration::from_secs(1));
+                let ws: Vec<WorkerView> =
+                    serde_json::from_value(call(&cli.socket, Command::Stats)?).map_err(|e| e.to_string())?;
+                conns = ws.iter().map(|w| w.connections as u64).sum();
+            }
+            let secs = started.elapsed().as_secs_f64();
+            if cli.json {
+                out!("{}", serde_json::json!({ "drained": true, "connections_left": conns, "seconds": secs }));
+            } else if conns == 0 {
+                out!("drain: done after {secs:.1} s: no connection left");
+            } else {
+                out!("drain: {conns} connections still open after {secs:.1} s");
+            }
+            return Ok(());
+        }
+        Cmd::Undrain => Command::Drain { on: false },
         Cmd::Zero => Command::Zero,
         Cmd::Flush => Command::Flush,
         Cmd::SetTimeouts { tcp, tcpfin, udp } => Command::SetTimeouts { tcp: *tcp, tcpfin: *tcpfin, udp: *udp },

@@ -8,7 +8,7 @@ use crate::exception::{ExceptionPath, Limits, ThreadCounters, ThreadStats, Worke
 use crate::ffi::{MempoolRef, PortId, QueueId};
 use crate::mbuf::TxBuffer;
 use crate::port::Port;
-use crate::worker::{Control, LoopCounters, WorkerCtx, WorkerStats};
+use crate::worker::{Control, LoopCounters, PollMode, WorkerCtx, WorkerStats};
 use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
 use lb_core::lport::Steering;
@@ -84,6 +84,7 @@ impl Runtime {
         table: Table,
         pool: &Arc<MempoolRef>,
         exception: Option<ExceptionPorts>,
+        poll: PollMode,
     ) -> Result<Runtime, String> {
         let workers = cores.len().max(1);
         let stop = Arc::new(AtomicBool::new(false));
@@ -152,6 +153,7 @@ impl Runtime {
                 pool: Arc::clone(pool),
                 epoch_tsc: rt.epoch_tsc,
                 exception: links.get_mut(i).and_then(Option::take),
+                poll,
             };
             rt.seen.push(seen);
             rt.stats.push(stats);

@@ -37,6 +37,8 @@ pub struct LoopCounters {
     /// SYN proxy segments freed because the park was full / they waited too long.
     pub park_dropped: u64,
     pub park_expired: u64,
+    /// Microseconds the adaptive poll mode slept (counted as idle).
+    pub slept_us: u64,
     /// Frames for the host passed to the exception path / over its rate limit / refused by a
     /// full ring / dropped for want of an exception path on their port.
     pub to_host: u64,
@@ -112,6 +114,17 @@ pub struct WorkerCtx {
     pub epoch_tsc: u64,
     /// This worker's end of the exception path, when a port has one.
     pub exception: Option<crate::exception::WorkerLink>,
+    pub poll: PollMode,
+}
+
+/// How a worker waits for packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollMode {
+    /// Poll without pause: the lowest latency, a whole core (DPDK's usual mode).
+    Busy,
+    /// After `idle_turns` empty polls in a row, pause between polls: a CPU pause, then sleeps
+    /// that double up to `max_sleep_us`; the first packet returns the worker to busy polling.
+    Adaptive { idle_turns: u32, max_sleep_us: u32 },
 }
 
 /// Segments a worker holds for SYN proxy connections awaiting their backend.
@@ -134,6 +147,36 @@ struct Parked {
     conn: lb_core::conntrack::ConnId,
     since_ms: u64,
     m: Mbuf,
+}
+
+/// The adaptive poll mode's back-off: empty polls in a row, and the next sleep.
+#[derive(Default)]
+struct Idle {
+    empty: u32,
+    sleep_us: u32,
+}
+
+impl Idle {
+    fn reset(&mut self) {
+        self.empty = 0;
+        self.sleep_us = 0;
+    }
+
+    /// After an empty poll: nothing for the first `idle_turns`, then a CPU pause for as many
+    /// again, then sleeps of 1, 2, 4 ... `max_sleep_us` µs. Returns the µs slept.
+    fn wait(&mut self, idle_turns: u32, max_sleep_us: u32) -> u64 {
+        self.empty = self.empty.saturating_add(1);
+        if self.empty <= idle_turns {
+            return 0;
+        }
+        if self.empty <= idle_turns.saturating_mul(2) {
+            std::hint::spin_loop();
+            return 0;
+        }
+        self.sleep_us = (self.sleep_us * 2).clamp(1, max_sleep_us.max(1));
+        std::thread::sleep(std::time::Duration::from_micros(u64::from(self.sleep_us)));
+        u64::from(self.sleep_us)
+    }
 }
 
 /// TX drain interval in microseconds (DPDK l3fwd's BURST_TX_DRAIN_US).
@@ -160,6 +203,7 @@ impl WorkerCtx {
         let mut verdicts: Vec<Verdict> = vec![Verdict::Consumed; cap];
         let mut parked: Vec<Parked> = Vec::with_capacity(PARK_SLOTS);
         let mut turn = 0u64;
+        let mut idle = Idle::default();
         while !self.stop.load(Ordering::Relaxed) {
             let t0 = ffi::tsc();
             let table = self.table.load();
@@ -240,9 +284,13 @@ impl WorkerCtx {
             if got > 0 {
                 loops.busy_cycles += spent;
                 loops.busy_turns += 1;
+                idle.reset();
             } else {
                 loops.idle_cycles += spent;
                 loops.idle_turns += 1;
+                if let PollMode::Adaptive { idle_turns, max_sleep_us } = self.poll {
+                    loops.slept_us += idle.wait(idle_turns, max_sleep_us);
+                }
             }
             if turn.is_multiple_of(16) {
                 // Segments whose connection never completed its handshake are given up.
@@ -357,5 +405,20 @@ impl WorkerCtx {
         s.counters.clone_from(&worker.counters);
         s.conns = worker.conns.len();
         s.tsc_hz = hz;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Idle;
+
+    #[test]
+    fn adaptive_polling_backs_off_then_resets_at_the_first_packet() {
+        let mut idle = Idle::default();
+        let slept: Vec<u64> = (0..10).map(|_| idle.wait(2, 4)).collect();
+        // Two free polls, two paused ones, then sleeps doubling up to the bound.
+        assert_eq!(slept, [0, 0, 0, 0, 1, 2, 4, 4, 4, 4]);
+        idle.reset();
+        assert_eq!(idle.wait(2, 4), 0, "a packet brings back busy polling");
     }
 }
