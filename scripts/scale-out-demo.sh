@@ -8,7 +8,8 @@
 #                                        joins, drain a node, every backend fails; prints what
 #                                        happens and exits non-zero if a check fails
 #   SCALE_CONNS=1000 SCALE_MODE=dr|tun   connections held through the kill, forwarding mode (tun
-#                                        needs a kernel with IPIP to decapsulate at the backends)
+#                                        decapsulates in user space, tests/lab/ipipd.py, where
+#                                        the kernel has no ipip module)
 #
 # Topology (network namespaces, every name carries the run's id; all removed on exit):
 #   client (10.8.0.2 + 10.8.0.100-199) -- router (BIRD, ECMP, L4 hash) -- bridge 10.9.0.0/24
@@ -110,11 +111,19 @@ setup() {
             net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
         in_ns "$ns" ip addr add 10.9.9.9/32 dev lo
         in_ns "$ns" ip addr add 10.9.9.10/32 dev lo
-        if [ "$MODE" != dr ]; then
-            # The backends decapsulate with the kernel's ipip/fou modules.
-            in_ns "$ns" ip link set tunl0 up 2>/dev/null ||
-                fail "SCALE_MODE=$MODE: this kernel cannot decapsulate IPIP (no tunl0; CONFIG_NET_IPIP unset?)"
-            in_ns "$ns" sysctl -qw net.ipv4.conf.tunl0.rp_filter=0
+        if [ "$MODE" = tun ]; then
+            if in_ns "$ns" ip link set tunl0 up 2>/dev/null; then
+                in_ns "$ns" sysctl -qw net.ipv4.conf.tunl0.rp_filter=0
+            else
+                # No ipip module in this kernel: decapsulate in user space, and keep the
+                # kernel's "protocol unreachable" for the IPIP packets from the LB.
+                ip netns exec "$ns" "$PY" "$ROOT/tests/lab/ipipd.py" >/dev/null 2>&1 &
+                PIDS+=($!)
+                echo "table ip noproto { chain out { type filter hook output priority 0; icmp type destination-unreachable icmp code 2 drop; }; }" |
+                    in_ns "$ns" nft -f -
+            fi
+        elif [ "$MODE" != dr ]; then
+            fail "SCALE_MODE=$MODE: the demo runs dr or tun"
         fi
         ip netns exec "$ns" "$PY" "$ROOT/tests/lab/hostile.py" echo-server --port 7000 >/dev/null 2>&1 &
         PIDS+=($!)

@@ -10,11 +10,12 @@ use std::sync::Mutex;
 static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn scenario(name: &str) {
-    run_script(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/run.sh"), name, name);
+    run_script(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/run.sh"), name, name, &[]);
 }
 
-/// Runs `script` with `arg` as root (skipping elsewhere outside CI) and checks it passed.
-fn run_script(script: &str, arg: &str, name: &str) {
+/// Runs `script` with `arg` and `env` as root (skipping elsewhere outside CI) and checks that
+/// it printed `PASS [name]`.
+fn run_script(script: &str, arg: &str, name: &str, env: &[(&str, &str)]) {
     let _guard = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // Namespaces need root; outside CI a non-root run skips instead of failing.
     let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
@@ -28,6 +29,7 @@ fn run_script(script: &str, arg: &str, name: &str) {
         .env("LBD", env!("CARGO_BIN_EXE_lbd"))
         // lbctl lives in another package (it must not link DPDK): built here for the ctl scenario.
         .env("LBCTL", common::workspace_bin("lb-ctl", "lbctl"))
+        .envs(env.iter().copied())
         .output()
         .expect("run the lab script");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -143,7 +145,14 @@ fn lab_passive_check_alone_takes_a_dead_backend_out() {
     scenario("health-passive");
 }
 
+const SCALE_OUT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/scale-out-demo.sh");
+
 #[test]
 fn lab_scale_out_flows_survive_a_killed_node_a_join_and_a_drain() {
-    run_script(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/scale-out-demo.sh"), "", "scale-out");
+    run_script(SCALE_OUT, "", "scale-out", &[("SCALE_MODE", "dr")]);
+}
+
+#[test]
+fn lab_scale_out_in_tunnel_mode() {
+    run_script(SCALE_OUT, "", "scale-out", &[("SCALE_MODE", "tun")]);
 }
