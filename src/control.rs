@@ -34,6 +34,8 @@ pub struct ControlSocket {
     passive_read: Instant,
     /// Keeps the VIPs announced, when `[announce]` names an interface.
     announcer: Option<Announcer>,
+    /// Another lbd took everything over: this one must exit.
+    pub handed_over: bool,
 }
 
 /// How often the passive check reads the workers' SYN failure counters.
@@ -72,6 +74,7 @@ impl ControlSocket {
             health,
             passive_read: Instant::now(),
             announcer,
+            handed_over: false,
         })
     }
 
@@ -176,6 +179,47 @@ impl ControlSocket {
                 Ok(json!({ "drained": a.drained(), "announced": a.announced(), "connections": connections }))
             }
             Command::Save => Ok(json!(self.model)),
+            Command::Handover => {
+                let (tx, rx) = crossbeam::channel::unbounded();
+                let mut workers = Vec::with_capacity(rt.workers());
+                for i in 0..rt.workers() {
+                    if !rt.send(i, WorkerControl::Surrender(tx.clone())) {
+                        return Err(format!("worker {i} is gone"));
+                    }
+                    // One at a time, so that the answers keep the workers' order.
+                    workers.push(
+                        rx.recv_timeout(Duration::from_secs(5)).map_err(|_| format!("worker {i} did not answer"))?,
+                    );
+                }
+                self.handed_over = true;
+                let conns: usize = workers.iter().map(Vec::len).sum();
+                println!("lbd: handing over {conns} connections to the lbd taking over");
+                Ok(json!(self.state(rt, workers)))
+            }
+            Command::ConnsSave => {
+                let (reply, answers) = lb_dpdk::worker::conns_channel();
+                let table = rt.table();
+                let mut workers = Vec::with_capacity(rt.workers());
+                for i in 0..rt.workers() {
+                    rt.send(i, WorkerControl::ListConns(reply.clone()));
+                    let (now, conns) = answers
+                        .recv_timeout(Duration::from_secs(5))
+                        .map_err(|_| format!("worker {i} did not answer"))?;
+                    workers.push(lb_core::pipeline::save_conns(conns.iter(), &table, now));
+                }
+                Ok(json!(self.state(rt, workers)))
+            }
+            Command::ConnsRestore { state } => {
+                if state.workers.len() != rt.workers() {
+                    return Err(format!(
+                        "the saved connections come from {} workers and this lbd has {}: they would land on the wrong worker",
+                        state.workers.len(),
+                        rt.workers()
+                    ));
+                }
+                let (adopted, refused) = crate::takeover::adopt(rt, state)?;
+                Ok(json!({ "adopted": adopted, "refused": refused }))
+            }
             Command::Zero => {
                 let (done, acks) = lb_dpdk::worker::ack_channel();
                 rt.broadcast(|| WorkerControl::ZeroCounters(done.clone()));
@@ -211,6 +255,19 @@ impl ControlSocket {
                 }))
             }
         }
+    }
+
+    /// This lbd's state for another to take over: services, timeouts, the connections
+    /// (`workers`, one list per worker) and the learned neighbours.
+    fn state(&self, rt: &Runtime, workers: Vec<Vec<lb_core::conntrack::SavedConn>>) -> lb_ctl::Handover {
+        let neighbours = rt
+            .neighbours()
+            .entries(rt.now_ms())
+            .into_iter()
+            .filter(|e| e.mac != lb_core::wire::MacAddr::ZERO && e.state != lb_core::neigh::State::Permanent)
+            .map(|e| lb_ctl::HandedNeighbour { address: to_ip(e.addr, e.v6), mac: e.mac.to_string(), port: e.port })
+            .collect();
+        lb_ctl::Handover { model: self.model.clone(), timeouts: self.timeouts, workers, neighbours }
     }
 
     fn list(&self, rt: &Runtime) -> Vec<ServiceView> {

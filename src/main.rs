@@ -8,6 +8,7 @@ mod control;
 mod health;
 mod hostif;
 mod metrics;
+mod takeover;
 
 use config::Config;
 use lb_core::WorkerConfig;
@@ -26,17 +27,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-const USAGE: &str = "usage: lbd --config FILE [--check]\n       lbd --version";
+const USAGE: &str = "usage: lbd --config FILE [--check] [--takeover SOCKET]\n       lbd --version";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut config = None;
     let mut check_only = false;
+    let mut takeover = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--config" | "-c" => config = it.next().map(PathBuf::from),
             "--check" => check_only = true,
+            "--takeover" => takeover = it.next().map(PathBuf::from),
             "--version" | "-V" => {
                 println!("lbd {} (built against DPDK {})", env!("CARGO_PKG_VERSION"), env!("LBD_DPDK_VERSION"));
                 return ExitCode::SUCCESS;
@@ -61,7 +64,7 @@ fn main() -> ExitCode {
             println!("lbd: {}: configuration is valid", path.display());
             return Ok(());
         }
-        run(&cfg)
+        run(&cfg, takeover.as_deref())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -85,7 +88,18 @@ fn validate(cfg: &Config) -> Result<(), String> {
     Ok(())
 }
 
-fn run(cfg: &Config) -> Result<(), String> {
+/// Runs lbd. With `takeover`, the control socket of a running lbd with the same ports: this
+/// one opens its ports first, then takes that lbd's services, connections and neighbours,
+/// which stops its workers and exits, and starts its own workers on them.
+fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
+    if takeover.is_some() && cfg.network.interfaces.iter().any(|i| i.exception) {
+        return Err("--takeover: interfaces with exception = true cannot be taken over yet (their kernel interfaces belong to the running lbd)".into());
+    }
+    // Two processes run side by side during a takeover: the new one needs its own EAL files.
+    let prefix = match takeover {
+        Some(_) => format!("{}-{}", cfg.eal.file_prefix, std::process::id()),
+        None => cfg.eal.file_prefix.clone(),
+    };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| format!("cannot handle signal {sig}: {e}"))?;
@@ -108,7 +122,7 @@ fn run(cfg: &Config) -> Result<(), String> {
     // After the interfaces' own devices, so these keep port numbers 0..n.
     vdevs.extend(taps.iter().flatten().cloned());
     let eal_args = EalArgs {
-        file_prefix: cfg.eal.file_prefix.clone(),
+        file_prefix: prefix.clone(),
         cores,
         vdevs,
         pci: devices.iter().filter(|d| !Config::is_vdev(d)).map(|d| (*d).to_string()).collect(),
@@ -164,13 +178,16 @@ fn run(cfg: &Config) -> Result<(), String> {
     });
     let macs: Vec<MacAddr> = ports.iter().map(|p| MacAddr(p.mac)).collect();
     let network = Network::build(&cfg.network, &macs).map_err(|e| e.0)?;
-    let table = Table::build(&services_model(cfg), network, Limits::default(), None, cfg.control.maglev_seed)
-        .map_err(|e| e.0)?;
+    // The state of the lbd taken over: from here until our workers run, nothing forwards.
+    let handed = takeover.map(takeover::receive).transpose()?;
+    let model = handed.as_ref().map_or_else(|| services_model(cfg), |(h, _)| h.model.clone());
+    let timeouts = handed.as_ref().map_or(cfg.timeouts, |(h, _)| h.timeouts);
+    let table = Table::build(&model, network, Limits::default(), None, cfg.control.maglev_seed).map_err(|e| e.0)?;
     let services = table.services().len();
     let wcfg = WorkerConfig {
         conn_capacity: cfg.conntrack.capacity,
         embryonic_limit: cfg.conntrack.embryonic_limit,
-        timeouts: cfg.timeouts,
+        timeouts,
         verify_l4_checksums: cfg.checksum.verify_l4,
         synproxy_secret: random_u64(),
         neigh: cfg.neighbours,
@@ -178,19 +195,34 @@ fn run(cfg: &Config) -> Result<(), String> {
     };
     let cores: Vec<Option<usize>> = cfg.workers.cores.iter().map(|c| Some(*c)).collect();
     let mut rt = Runtime::start(&ports, &cores, &wcfg, table, &pool, exception, cfg.workers.poll_mode())?;
+    if let Some((h, stopped)) = &handed {
+        takeover::install(&rt, h, *stopped)?;
+    }
     if cfg.services.iter().any(|s| s.check.is_some()) && !cfg.network.interfaces.iter().any(|i| i.exception) {
         eprintln!(
             "lbd: warning: health checks are configured but no interface has exception = true: checks use the host's other routes to the backends, if any"
         );
     }
     let health = health::Health::start()?;
+    if handed.is_some() {
+        // The old lbd exits once it has answered; its socket and metrics address go with it.
+        takeover::wait_gone(&cfg.control.socket);
+    }
     if !cfg.control.metrics.is_empty() {
-        metrics::serve(&cfg.control.metrics, rt.handle(), health.board())?;
+        let mut tries = 0;
+        // After a takeover the old lbd may hold the metrics address for a moment more.
+        while let Err(e) = metrics::serve(&cfg.control.metrics, rt.handle(), health.board()) {
+            tries += 1;
+            if handed.is_none() || tries > 100 {
+                return Err(e);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
     let mut control = control::ControlSocket::bind(
         &cfg.control.socket,
-        services_model(cfg),
-        cfg.timeouts,
+        model,
+        timeouts,
         cfg.control.maglev_seed,
         health,
         (!cfg.announce.interface.is_empty()).then(|| {
@@ -219,12 +251,15 @@ fn run(cfg: &Config) -> Result<(), String> {
         cfg.workers.cores,
         ffi::version()
     );
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.load(Ordering::Relaxed) && !control.handed_over {
         std::thread::sleep(Duration::from_millis(5));
         control.poll(&mut rt);
         rt.reap();
     }
-    control.withdraw_all(&rt);
+    if !control.handed_over {
+        // The lbd taking over announces the VIPs from now on.
+        control.withdraw_all(&rt);
+    }
     drop(control);
     let stats = rt.stop();
     let mut total = lb_core::pipeline::Counters::new(0, 0);
@@ -265,9 +300,9 @@ fn run(cfg: &Config) -> Result<(), String> {
         Err(_) => eprintln!("lbd: warning: mempool still referenced at exit; not freed"),
     }
     eal.cleanup().map_err(|e| format!("EAL cleanup: {e}"))?;
-    remove_hugepage_files(&cfg.eal.file_prefix);
+    remove_hugepage_files(&prefix);
     // EAL's runtime directory for this prefix (its multi-process socket and config files).
-    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", cfg.eal.file_prefix));
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
     Ok(())
 }
 

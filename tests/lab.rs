@@ -156,3 +156,8 @@ fn lab_scale_out_flows_survive_a_killed_node_a_join_and_a_drain() {
 fn lab_scale_out_in_tunnel_mode() {
     run_script(SCALE_OUT, "", "scale-out", &[("SCALE_MODE", "tun")]);
 }
+
+#[test]
+fn lab_takeover_keeps_every_connection() {
+    scenario("takeover");
+}

@@ -16,7 +16,7 @@ use crate::service::Mode;
 use serde::{Deserialize, Serialize};
 
 /// IPVS's TCP connection states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum TcpState {
     #[default]
@@ -202,7 +202,7 @@ impl Timeouts {
 pub type ConnId = u32;
 
 /// One tracked connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Conn {
     /// Client -> VIP, as received.
     pub orig: FlowKey,
@@ -236,7 +236,7 @@ pub struct Conn {
 }
 
 /// A connection's SYN proxy state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum SynProxy {
     /// Not proxied.
@@ -258,6 +258,20 @@ impl Conn {
     pub fn is_embryonic(&self) -> bool {
         self.orig.proto == crate::wire::ip_proto::TCP && self.state.is_embryonic()
     }
+}
+
+/// A connection as one lbd hands it to another (`lbd --takeover`, `lbctl conns --save`): its
+/// service and backend by address, since ids are a table's own, and its time left rather than
+/// a deadline on the old process's clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedConn {
+    pub vip: std::net::IpAddr,
+    pub port: u16,
+    pub proto: u8,
+    pub backend: std::net::IpAddr,
+    pub backend_port: u16,
+    pub expires_in_ms: u64,
+    pub conn: Conn,
 }
 
 /// Why a connection was not inserted.

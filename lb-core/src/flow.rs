@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 /// The 5-tuple of a packet as seen on the wire. IPv4 addresses occupy the first four bytes of
 /// `src`/`dst` with the rest zero; `v6` tells the families apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct FlowKey {
     pub src: [u8; 16],
     pub dst: [u8; 16],

@@ -451,6 +451,18 @@ impl NeighTable {
         best.map(|(i, _)| i)
     }
 
+    /// Installs an entry another lbd learned (`lbd --takeover`), REACHABLE as of `now_ms`, so
+    /// it is confirmed or probed as any other. False when there is no room.
+    pub fn learn(&self, addr: &[u8; 16], v6: bool, mac: MacAddr, port: u16, now_ms: u64) -> bool {
+        let meta = pack(mac, port, v6, false);
+        let i = match self.find(addr, v6) {
+            Some(seen) if seen.is_static() => return true,
+            Some(seen) => Some(seen.index),
+            None => self.room(addr, v6, now_ms),
+        };
+        i.is_some_and(|i| self.write(i, addr, meta, now_ms, now_ms, nud(ST_REACHABLE, 0, 0)))
+    }
+
     /// Whether the table holds `mac` on `port` for `addr` (learned or static), changing nothing.
     pub fn holds(&self, addr: &[u8; 16], v6: bool, mac: MacAddr, port: u16) -> bool {
         self.find(addr, v6).is_some_and(|seen| seen.mac_port() == (mac, port))

@@ -94,6 +94,15 @@ pub enum Command {
     Drain {
         on: bool,
     },
+    /// Hand everything to a new lbd taking over (`lbd --takeover`): the workers stop, and the
+    /// answer is a `Handover`; this lbd then closes its ports and exits.
+    Handover,
+    /// The same state as `Handover`, without stopping anything (`lbctl conns --save`).
+    ConnsSave,
+    /// Track connections saved from an lbd with as many workers (`lbctl conns --restore`).
+    ConnsRestore {
+        state: Handover,
+    },
     /// Services with their counters.
     List,
     /// Per-worker statistics.
@@ -127,6 +136,24 @@ pub enum Command {
 pub struct Request {
     pub version: u32,
     pub command: Command,
+}
+
+/// What a running lbd hands to the one taking over: its services as they run now, its
+/// timeouts, each worker's connections and the neighbours it learned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Handover {
+    pub model: ServicesModel,
+    pub timeouts: lb_core::conntrack::Timeouts,
+    pub workers: Vec<Vec<lb_core::conntrack::SavedConn>>,
+    pub neighbours: Vec<HandedNeighbour>,
+}
+
+/// A learned neighbour in a `Handover`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandedNeighbour {
+    pub address: IpAddr,
+    pub mac: String,
+    pub port: u16,
 }
 
 /// A response on the wire.
@@ -333,6 +360,9 @@ pub fn edit(model: &ServicesModel, cmd: &Command) -> Result<ServicesModel, Strin
         Command::Flush => m.services.clear(),
         Command::Apply { model, .. } => m = model.clone(),
         Command::List
+        | Command::Handover
+        | Command::ConnsSave
+        | Command::ConnsRestore { .. }
         | Command::Drain { .. }
         | Command::Stats
         | Command::Conns

@@ -195,8 +195,14 @@ enum Cmd {
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff).
     Man,
-    /// Live connections, like `ipvsadm -Lnc`.
-    Conns,
+    /// Live connections, like `ipvsadm -Lnc`; `--save FILE` writes them (with the services and
+    /// neighbours) for `--restore FILE` into a fresh lbd with as many workers, after a crash.
+    Conns {
+        #[arg(long, value_name = "FILE", conflicts_with = "restore")]
+        save: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        restore: Option<PathBuf>,
+    },
     /// The neighbour table, like `ip neigh`; `neigh flush` forgets every learned entry.
     Neigh {
         #[command(subcommand)]
@@ -451,7 +457,32 @@ fn run(cli: &Cli) -> Result<(), String> {
             let _ = std::io::stdout().write_all(&buf);
             return Ok(());
         }
-        Cmd::Conns => {
+        Cmd::Conns { save: Some(file), .. } => {
+            let r = call(&cli.socket, Command::ConnsSave)?;
+            let state: lb_ctl::Handover = serde_json::from_value(r).map_err(|e| e.to_string())?;
+            let text = serde_json::to_string(&state).map_err(|e| e.to_string())?;
+            std::fs::write(file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+            let n: usize = state.workers.iter().map(Vec::len).sum();
+            out!("saved {n} connections and {} neighbours to {}", state.neighbours.len(), file.display());
+            return Ok(());
+        }
+        Cmd::Conns { restore: Some(file), .. } => {
+            let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let state: lb_ctl::Handover =
+                serde_json::from_str(&text).map_err(|e| format!("{}: not a saved state: {e}", file.display()))?;
+            let r = call(&cli.socket, Command::ConnsRestore { state })?;
+            if cli.json {
+                out!("{r}");
+            } else {
+                let refused = r["refused"].as_array().map_or(0, Vec::len);
+                out!("restored {} connections; {refused} refused", r["adopted"]);
+                for why in r["refused"].as_array().into_iter().flatten().take(5) {
+                    out!("  refused: {}", why.as_str().unwrap_or_default());
+                }
+            }
+            return Ok(());
+        }
+        Cmd::Conns { .. } => {
             let r = call(&cli.socket, Command::Conns)?;
             if cli.json {
                 out!("{r}");

@@ -246,6 +246,11 @@ impl Runtime {
         }
     }
 
+    /// Sends a control request to worker `index`.
+    pub fn send(&self, index: usize, c: Control) -> bool {
+        self.control.get(index).is_some_and(|tx| tx.send(c).is_ok())
+    }
+
     /// Stops the workers (they flush TX first) and joins them.
     pub fn stop(mut self) -> Vec<WorkerStats> {
         self.stop.store(true, Ordering::SeqCst);

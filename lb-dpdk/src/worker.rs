@@ -69,6 +69,10 @@ pub enum Control {
     ListConns(ConnsReply),
     /// Zero the packet counters, publish them, then acknowledge.
     ZeroCounters(crossbeam::channel::Sender<()>),
+    /// Hand every connection over (another lbd takes over), then stop polling.
+    Surrender(crossbeam::channel::Sender<Vec<lb_core::conntrack::SavedConn>>),
+    /// Track connections another lbd made; replies with the refusals.
+    Adopt(Vec<lb_core::conntrack::SavedConn>, crossbeam::channel::Sender<Vec<String>>),
 }
 
 /// Where a worker sends its clock (ms) and a copy of its connection table.
@@ -204,7 +208,8 @@ impl WorkerCtx {
         let mut parked: Vec<Parked> = Vec::with_capacity(PARK_SLOTS);
         let mut turn = 0u64;
         let mut idle = Idle::default();
-        while !self.stop.load(Ordering::Relaxed) {
+        let mut surrendered = false;
+        while !self.stop.load(Ordering::Relaxed) && !surrendered {
             let t0 = ffi::tsc();
             let table = self.table.load();
             for i in 0..self.rx.len() {
@@ -298,7 +303,7 @@ impl WorkerCtx {
                 parked.retain(|p| now_ms.saturating_sub(p.since_ms) < PARK_MS);
                 loops.park_expired += (before - parked.len()) as u64;
                 while let Ok(c) = self.control.try_recv() {
-                    self.serve(c, now_ms, &loops, hz);
+                    surrendered |= self.serve(c, now_ms, &loops, hz);
                 }
                 if now_ms - last_publish_ms >= PUBLISH_MS {
                     self.publish(&loops, hz);
@@ -374,8 +379,19 @@ impl WorkerCtx {
         }
     }
 
-    fn serve(&mut self, c: Control, now_ms: u64, loops: &LoopCounters, hz: u64) {
+    /// Serves one request; true when the worker must stop (it surrendered its connections).
+    fn serve(&mut self, c: Control, now_ms: u64, loops: &LoopCounters, hz: u64) -> bool {
         match c {
+            Control::Surrender(reply) => {
+                let _ = reply.send(self.worker.save_conns(&self.table.load(), now_ms));
+                return true;
+            }
+            Control::Adopt(conns, reply) => {
+                let table = self.table.load();
+                let refused =
+                    conns.iter().filter_map(|c| self.worker.adopt(&table, c, now_ms).err()).collect::<Vec<_>>();
+                let _ = reply.send(refused);
+            }
             Control::SetTimeouts(t) => self.worker.set_timeouts(t),
             Control::ListConns(reply) => {
                 let _ = reply.send((now_ms, self.worker.conns.iter().copied().collect()));
@@ -391,6 +407,7 @@ impl WorkerCtx {
                 let _ = done.send(());
             }
         }
+        false
     }
 
     fn publish(&self, loops: &LoopCounters, hz: u64) {

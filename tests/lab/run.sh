@@ -7,6 +7,7 @@
 # spoofed ARP/ND senders), cksum (bad L4 checksums), storm (malformed frames and a SYN flood),
 # synflood (the SYN proxy against a spoofed SYN flood, and the embryonic cap without it);
 # exception (the kernel interface of the exception path, and a flood at the LB's address);
+# takeover (lbd --takeover under 1,000 live nat and fnat connections and iperf3);
 # health-http, health-tcp, health-udp, health-passive (a backend dies under load and returns).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -1017,6 +1018,82 @@ PY
     [ "$first_back" -ge 0 ] || fail "no request reached backend-2 after its restart"
     [ "$first_back" -le "$back" ] || fail "backend-2 served again only $first_back ms after its restart (bound $back ms)"
     check "$failed of $total requests failed, all inside the window; backend-2 served again $first_back ms after its restart (bound $back ms)"
+    ;;
+takeover)
+    # Hitless restart (issue 14): a new lbd takes over from the running one with --takeover
+    # under 1,000 live connections (nat and fnat, rr: a connection the new lbd did not get
+    # would be dropped mid-flow) and an iperf3 stream; none may be lost.
+    lab_setup two-armed
+    lab_start_lbd '[[service]]
+vip = "10.0.0.100"
+port = 7000
+scheduler = "rr"
+backend = [{ address = "10.1.0.11" }, { address = "10.1.0.12" }]
+[[service]]
+vip = "10.0.0.101"
+port = 7000
+scheduler = "rr"
+backend = [{ address = "10.1.0.11", mode = "fnat" }, { address = "10.1.0.12", mode = "fnat" }]
+[[service]]
+vip = "10.0.0.100"
+port = 5201
+scheduler = "sh"
+backend = [{ address = "10.1.0.11" }]' || fail "lbd did not start"
+    lab_echo_servers 7000
+    sleep 1
+    held() {
+        ip netns exec "$NS_C" "$LAB_PY" "$here/conns.py" --target "$1:7000" --count "$2" --interval 0.2 --duration 600 \
+            --ready "$LAB_DIR/held-$1.ready" > "$LAB_DIR/held-$1.json" 2> "$LAB_DIR/held-$1.err" &
+        LAB_PIDS+=($!)
+        HELD_PID=$!
+        lab_wait_for "$LAB_DIR/held-$1.ready" ready 60 || fail "connections to $1 did not open: $(cat "$LAB_DIR/held-$1.err")"
+    }
+    held 10.0.0.100 500; nat_pid=$HELD_PID
+    held 10.0.0.101 500; fnat_pid=$HELD_PID
+    ip netns exec "$NS_C" iperf3 -c 10.0.0.100 -p 5201 -t 8 > "$LAB_DIR/iperf.log" 2>&1 &
+    iperf_pid=$!
+    LAB_PIDS+=("$iperf_pid")
+    sleep 2
+    old_pid=$LBD_PID
+    ip netns exec "$NS_L" "$LBD" --config "$LAB_DIR/lbd.toml" --takeover "$LAB_DIR/lbd.sock" > "$LAB_DIR/lbd2.log" 2>&1 &
+    LBD_PID=$!
+    lab_wait_for "$LAB_DIR/lbd2.log" "lbd: running" 30 || { cat "$LAB_DIR/lbd2.log" >&2; fail "the new lbd did not start"; }
+    for _ in $(seq 1 100); do kill -0 "$old_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$old_pid" 2>/dev/null && fail "the old lbd did not exit after handing over"
+    wait "$old_pid" 2>/dev/null || true
+    grep -E "handing over|^lbd: stopped" "$LAB_DIR/lbd.log"
+    grep "takeover:" "$LAB_DIR/lbd2.log" || fail "the new lbd reports no takeover: $(cat "$LAB_DIR/lbd2.log")"
+    sleep 3
+    for p in "$nat_pid" "$fnat_pid"; do kill -TERM "$p"; wait "$p" || true; done
+    wait "$iperf_pid" || fail "iperf3 through the takeover failed: $(tail -3 "$LAB_DIR/iperf.log")"
+    for vip in 10.0.0.100 10.0.0.101; do
+        cat "$LAB_DIR/held-$vip.json"
+        read -r opened alive maxgap < <("$LAB_PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["opened"], d["alive"], d["gap_ms"]["max"])' "$LAB_DIR/held-$vip.json")
+        [ "$alive" = "$opened" ] || fail "$vip: $alive of $opened connections survived the takeover"
+        check "$vip ($([ $vip = 10.0.0.100 ] && echo nat || echo fnat)): $alive of $opened connections survived the takeover; longest silence $maxgap ms"
+    done
+    grep -E "sender|receiver" "$LAB_DIR/iperf.log" | sed 's/^/iperf3: /'
+    LB_NEW=$("$LBCTL" -S "$LAB_DIR/lbd.sock" list 2>&1) || fail "lbctl cannot reach the new lbd: $LB_NEW"
+    check "iperf3 completed through the takeover; lbctl reaches the new lbd"
+    # A crash: the state saved by lbctl conns --save restores a fresh lbd.
+    rm -f "$LAB_DIR"/held-*.ready
+    held 10.0.0.100 200; nat_pid=$HELD_PID
+    sleep 1
+    "$LBCTL" -S "$LAB_DIR/lbd.sock" conns --save "$LAB_DIR/state.json" || fail "lbctl conns --save failed"
+    kill -9 "$LBD_PID"; wait "$LBD_PID" 2>/dev/null || true
+    t0=$(date +%s%3N)
+    rm -rf "/var/run/dpdk/lblab$LAB_ID"
+    ip netns exec "$NS_L" "$LBD" --config "$LAB_DIR/lbd.toml" > "$LAB_DIR/lbd3.log" 2>&1 &
+    LBD_PID=$!
+    lab_wait_for "$LAB_DIR/lbd3.log" "lbd: running" 30 || { cat "$LAB_DIR/lbd3.log" >&2; fail "a fresh lbd did not start after the crash"; }
+    restored=$("$LBCTL" -S "$LAB_DIR/lbd.sock" conns --restore "$LAB_DIR/state.json") || fail "lbctl conns --restore failed"
+    echo "$restored, $(( $(date +%s%3N) - t0 )) ms after the crash"
+    sleep 4
+    kill -TERM "$nat_pid"; wait "$nat_pid" || true
+    cat "$LAB_DIR/held-10.0.0.100.json"
+    read -r opened alive maxgap < <("$LAB_PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["opened"], d["alive"], d["gap_ms"]["max"])' "$LAB_DIR/held-10.0.0.100.json")
+    [ "$alive" = "$opened" ] || fail "after kill -9 and restore: $alive of $opened connections survived"
+    check "kill -9, a fresh lbd and lbctl conns --restore: $alive of $opened nat connections survived; longest silence $maxgap ms"
     ;;
 *)
     echo "unknown scenario $scenario" >&2; exit 2 ;;

@@ -47,7 +47,7 @@ pub(super) fn unload(load: &mut [Load], c: &Conn) {
     }
 }
 
-fn add_load(load: &mut [Load], c: &Conn) {
+pub(super) fn add_load(load: &mut [Load], c: &Conn) {
     let active = is_active(c);
     if let Some(l) = load_slot(load, c) {
         if active {

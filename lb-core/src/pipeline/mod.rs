@@ -207,6 +207,32 @@ impl Worker {
         self.load.get(backend_id as usize).copied().unwrap_or_default()
     }
 
+    /// This worker's connections as another lbd takes them over (see `save_conns`).
+    pub fn save_conns(&self, table: &Table, now_ms: u64) -> Vec<crate::conntrack::SavedConn> {
+        save_conns(self.conns.iter(), table, now_ms)
+    }
+
+    /// Tracks a connection another lbd made, its ids mapped to `table`'s. Refused (with the
+    /// reason) when its service or backend is not in `table`, or the table is full.
+    pub fn adopt(&mut self, table: &Table, saved: &crate::conntrack::SavedConn, now_ms: u64) -> Result<(), String> {
+        let (addr, v6) = crate::flow::from_ip(saved.vip);
+        let svc = table
+            .service(&crate::service::ServiceKey { addr, v6, port: saved.port, proto: saved.proto })
+            .ok_or_else(|| format!("no service {}:{}", saved.vip, saved.port))?;
+        let (baddr, bv6) = crate::flow::from_ip(saved.backend);
+        let b =
+            svc.backends.iter().find(|b| b.addr == baddr && b.v6 == bv6 && b.port == saved.backend_port).ok_or_else(
+                || format!("service {} has no backend {}:{}", svc.key, saved.backend, saved.backend_port),
+            )?;
+        let mut c = saved.conn;
+        c.service_id = svc.id;
+        c.backend_id = b.id;
+        c.expires_ms = now_ms + saved.expires_in_ms;
+        self.conns.insert(c).map_err(|e| format!("{e:?}"))?;
+        forward::add_load(&mut self.load, &c);
+        Ok(())
+    }
+
     /// Expires up to the sweep budget of idle connections. Called once per burst by
     /// `process_burst`, and by an idle worker from its poll loop.
     pub fn expire(&mut self, now_ms: u64) -> usize {
@@ -232,6 +258,36 @@ impl Worker {
         }
         self.generation = table.generation;
     }
+}
+
+/// Live connections as another lbd takes them over, with their service and backend by
+/// address (`table` is the one they were made with) and their time left.
+pub fn save_conns<'a>(
+    conns: impl Iterator<Item = &'a crate::conntrack::Conn>,
+    table: &Table,
+    now_ms: u64,
+) -> Vec<crate::conntrack::SavedConn> {
+    let mut by_id = hashbrown::HashMap::new();
+    for s in table.services() {
+        for b in &s.backends {
+            by_id.insert((s.id, b.id), (s, *b));
+        }
+    }
+    conns
+        .filter(|c| c.expires_ms > now_ms)
+        .filter_map(|c| {
+            let (s, b) = by_id.get(&(c.service_id, c.backend_id))?;
+            Some(crate::conntrack::SavedConn {
+                vip: crate::flow::to_ip(s.key.addr, s.key.v6),
+                port: s.key.port,
+                proto: s.key.proto,
+                backend: crate::flow::to_ip(b.addr, b.v6),
+                backend_port: b.port,
+                expires_in_ms: c.expires_ms - now_ms,
+                conn: *c,
+            })
+        })
+        .collect()
 }
 
 /// Processes a burst: one verdict per frame, in order. `now_ms` is a monotonic clock in
