@@ -42,6 +42,9 @@ fn main() {
             println!("cargo:rustc-link-lib={lib}");
         }
     }
+    // The vdev bus (rte_vdev_init, to hot-plug a TAP port) is a driver library pkg-config's
+    // shared link line leaves out.
+    println!("cargo:rustc-link-lib=rte_bus_vdev");
 
     let mut build = cc::Build::new();
     build.file("src/shim.c").define("ALLOW_EXPERIMENTAL_API", None).warnings(false);
@@ -76,7 +79,7 @@ fn main() {
         )
         .clang_args(flags.iter().copied())
         .clang_arg("-DALLOW_EXPERIMENTAL_API")
-        .allowlist_function("rte_eal_init|rte_eal_cleanup|rte_strerror|rte_version|rte_socket_id|rte_pdump_init|rte_pdump_uninit")
+        .allowlist_function("rte_eal_init|rte_eal_cleanup|rte_strerror|rte_version|rte_socket_id|rte_pdump_init|rte_pdump_uninit|rte_vdev_init")
         .allowlist_function("rte_eth_dev_(configure|start|stop|close|count_avail|info_get|socket_id|set_mtu|get_name_by_port|get_port_by_name|rss_hash_update|rss_reta_update|rss_reta_query)")
         .allowlist_function("rte_eth_(rx|tx)_queue_setup|rte_eth_macaddr_get|rte_eth_dev_default_mac_addr_set|rte_eth_promiscuous_enable|rte_eth_stats_get|rte_eth_dev_is_valid_port|rte_eth_link_get_nowait")
         .allowlist_function("rte_pktmbuf_pool_create|rte_mempool_free|rte_mempool_avail_count|rte_mempool_in_use_count")

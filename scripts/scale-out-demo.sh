@@ -5,8 +5,9 @@
 # flow that ECMP moves to another node still reaches its backend.
 #
 #   scripts/scale-out-demo.sh            the whole story: spread, kill -9 a node, a fourth node
-#                                        joins, drain a node, every backend fails; prints what
-#                                        happens and exits non-zero if a check fails
+#                                        joins, drain a node, restart a node with --takeover,
+#                                        every backend fails; prints what happens and exits
+#                                        non-zero if a check fails
 #   SCALE_CONNS=1000 SCALE_MODE=dr|tun   connections held through the kill, forwarding mode (tun
 #                                        decapsulates in user space, tests/lab/ipipd.py, where
 #                                        the kernel has no ipip module)
@@ -153,6 +154,8 @@ template bgp lbnode {
     local 10.9.0.1 as 65000;
     bfd on;
     hold time 3; keepalive time 1; connect retry time 1;
+    # After a session error (BFD down), try again within seconds, not BIRD's default minute.
+    error wait time 1, 10;
     ipv4 { import where net ~ [ 10.9.9.0/24{32,32} ]; export none; };
 }
 protocol bgp node1 from lbnode { neighbor 10.9.0.11 as 65001; }
@@ -231,6 +234,7 @@ protocol bgp upstream {
     neighbor 10.9.0.1 as 65000;
     bfd on;
     hold time 3; keepalive time 1; connect retry time 1;
+    error wait time 1, 10;
     ipv4 { import none; export where proto = "vips" && net.len = 32; next hop self; };
 }
 EOF
@@ -346,6 +350,28 @@ main() {
     in_ns "$(node_ns 1)" "$LBCTL" -S "$DIR/lbd1.sock" undrain >/dev/null
     wait_nexthops 10.9.9.9 3 10 || fail "undrain did not announce node 1 again"
     check "undrain: node 1 announced again"
+
+    say "restart: a new lbd takes node 3 over (lbd --takeover) under held connections"
+    ip netns exec "$NS_C" "$PY" "$ROOT/tests/lab/conns.py" --target 10.9.9.9:7000 --count "$CONNS" --sources "$(sources)" \
+        --interval 0.2 --duration 600 --ready "$DIR/conns4.ready" > "$DIR/conns4.json" 2> "$DIR/conns4.err" &
+    conns_pid=$!
+    PIDS+=("$conns_pid")
+    for _ in $(seq 1 300); do [ -f "$DIR/conns4.ready" ] && break; sleep 0.1; done
+    sleep 1
+    local old=${LBD_PIDS[3]}
+    ip netns exec "$(node_ns 3)" "$LBD" --config "$DIR/lbd3.toml" --takeover "$DIR/lbd3.sock" > "$DIR/lbd3b.log" 2>&1 &
+    LBD_PIDS[3]=$!
+    for _ in $(seq 1 200); do grep -q "lbd: running" "$DIR/lbd3b.log" && break; sleep 0.05; done
+    grep -q "lbd: running" "$DIR/lbd3b.log" || fail "the new lbd of node 3 did not start: $(tail -5 "$DIR/lbd3b.log")"
+    wait "$old" 2>/dev/null || true
+    grep "takeover:" "$DIR/lbd3b.log" | sed 's/^/   /'
+    wait_nexthops 10.9.9.9 3 10 || fail "node 3's route did not come back after the takeover"
+    sleep 3
+    kill -TERM "$conns_pid"; wait "$conns_pid" || true
+    cat "$DIR/conns4.json"
+    read -r opened alive < <("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["opened"], d["alive"])' "$DIR/conns4.json")
+    [ "$alive" = "$opened" ] || fail "the takeover lost connections: $alive of $opened survive"
+    check "node 3 restarted with --takeover (its exception interface and BGP session re-created): $alive of $opened connections survive"
 
     say "health: every backend's HTTP server dies; 10.9.9.10 must be withdrawn, 10.9.9.9 stay"
     for i in 1 2 3; do kill "${HTTP_PIDS[$i]}"; done

@@ -20,7 +20,7 @@ use lb_dpdk::eal::{Eal, EalArgs, free_hugepages};
 use lb_dpdk::exception::Limits as ExceptionLimits;
 use lb_dpdk::ffi;
 use lb_dpdk::port::{Port, PortConfig};
-use lb_dpdk::runtime::{ExceptionPorts, Runtime};
+use lb_dpdk::runtime::{ExceptionPorts, Options as RuntimeOptions, Runtime};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -92,9 +92,6 @@ fn validate(cfg: &Config) -> Result<(), String> {
 /// one opens its ports first, then takes that lbd's services, connections and neighbours,
 /// which stops its workers and exits, and starts its own workers on them.
 fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
-    if takeover.is_some() && cfg.network.interfaces.iter().any(|i| i.exception) {
-        return Err("--takeover: interfaces with exception = true cannot be taken over yet (their kernel interfaces belong to the running lbd)".into());
-    }
     // Two processes run side by side during a takeover: the new one needs its own EAL files.
     let prefix = match takeover {
         Some(_) => format!("{}-{}", cfg.eal.file_prefix, std::process::id()),
@@ -119,8 +116,11 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
     let taps: Vec<Option<String>> =
         cfg.network.interfaces.iter().enumerate().map(|(i, itf)| hostif::tap_device(i, itf)).collect();
     let mut vdevs: Vec<String> = devices.iter().filter(|d| Config::is_vdev(d)).map(|d| (*d).to_string()).collect();
-    // After the interfaces' own devices, so these keep port numbers 0..n.
-    vdevs.extend(taps.iter().flatten().cloned());
+    // After the interfaces' own devices, so these keep port numbers 0..n. A takeover creates
+    // them later: their kernel interfaces belong to the running lbd until it hands over.
+    if takeover.is_none() {
+        vdevs.extend(taps.iter().flatten().cloned());
+    }
     let eal_args = EalArgs {
         file_prefix: prefix.clone(),
         cores,
@@ -159,27 +159,20 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
         }
         ports.push(port);
     }
-    let mut tap_ports: Vec<Option<Port>> = Vec::new();
-    for ((i, itf), tap) in cfg.network.interfaces.iter().enumerate().zip(&taps) {
-        let Some(device) = tap else {
-            tap_ports.push(None);
-            continue;
-        };
-        let at = format!("network.interface[{i}] ({}).exception", itf.name);
-        let pc = PortConfig { queues: 1, descriptors: 512, mtu: itf.mtu, promiscuous: false };
-        let tap = Port::open(device, &pc, &pool).map_err(|e| format!("{at}: TAP port '{device}': {e}"))?;
-        ffi::set_mac_addr(tap.id, ports[i].mac).map_err(|e| format!("{at}: setting the MAC: {e}"))?;
-        hostif::configure(itf).map_err(|e| format!("{at}: {e}"))?;
-        tap_ports.push(Some(tap));
+    // The state of the lbd taken over: from here until our workers run, nothing forwards.
+    let handed = takeover.map(takeover::receive).transpose()?;
+    if handed.is_some() {
+        for name in cfg.network.interfaces.iter().filter_map(|i| i.exception_name()) {
+            takeover::wait_interface_gone(name);
+        }
     }
+    let tap_ports = open_taps(cfg, &taps, &ports, &pool, handed.is_some())?;
     let exception = tap_ports.iter().any(Option::is_some).then(|| ExceptionPorts {
         taps: tap_ports.iter().map(|t| t.as_ref().map(|t| t.id)).collect(),
         limits: ExceptionLimits { rate: cfg.exception.rate, burst: cfg.exception.burst },
     });
     let macs: Vec<MacAddr> = ports.iter().map(|p| MacAddr(p.mac)).collect();
     let network = Network::build(&cfg.network, &macs).map_err(|e| e.0)?;
-    // The state of the lbd taken over: from here until our workers run, nothing forwards.
-    let handed = takeover.map(takeover::receive).transpose()?;
     let model = handed.as_ref().map_or_else(|| services_model(cfg), |(h, _)| h.model.clone());
     let timeouts = handed.as_ref().map_or(cfg.timeouts, |(h, _)| h.timeouts);
     let table = Table::build(&model, network, Limits::default(), None, cfg.control.maglev_seed).map_err(|e| e.0)?;
@@ -194,9 +187,13 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
         ..Default::default()
     };
     let cores: Vec<Option<usize>> = cfg.workers.cores.iter().map(|c| Some(*c)).collect();
-    let mut rt = Runtime::start(&ports, &cores, &wcfg, table, &pool, exception, cfg.workers.poll_mode())?;
+    // After a takeover the workers start paused: the connections and neighbours go in first.
+    let options = RuntimeOptions { exception, poll: cfg.workers.poll_mode(), paused: handed.is_some() };
+    let mut rt = Runtime::start(&ports, &cores, &wcfg, table, &pool, options)?;
     if let Some((h, stopped)) = &handed {
-        takeover::install(&rt, h, *stopped)?;
+        let installed = takeover::install(&rt, h, *stopped);
+        rt.resume();
+        installed?;
     }
     if cfg.services.iter().any(|s| s.check.is_some()) && !cfg.network.interfaces.iter().any(|i| i.exception) {
         eprintln!(
@@ -304,6 +301,34 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
     // EAL's runtime directory for this prefix (its multi-process socket and config files).
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
     Ok(())
+}
+
+/// Opens the TAP port of every interface with an exception path (`hotplug`: creating it now,
+/// after EAL started) and sets up its kernel interface.
+fn open_taps(
+    cfg: &Config,
+    taps: &[Option<String>],
+    ports: &[Port],
+    pool: &ffi::MempoolRef,
+    hotplug: bool,
+) -> Result<Vec<Option<Port>>, String> {
+    let mut tap_ports = Vec::new();
+    for ((i, itf), tap) in cfg.network.interfaces.iter().enumerate().zip(taps) {
+        let Some(device) = tap else {
+            tap_ports.push(None);
+            continue;
+        };
+        let at = format!("network.interface[{i}] ({}).exception", itf.name);
+        if hotplug {
+            ffi::vdev_init(device).map_err(|e| format!("{at}: TAP port '{device}': {e}"))?;
+        }
+        let pc = PortConfig { queues: 1, descriptors: 512, mtu: itf.mtu, promiscuous: false };
+        let tap = Port::open(device, &pc, pool).map_err(|e| format!("{at}: TAP port '{device}': {e}"))?;
+        ffi::set_mac_addr(tap.id, ports[i].mac).map_err(|e| format!("{at}: setting the MAC: {e}"))?;
+        hostif::configure(itf).map_err(|e| format!("{at}: {e}"))?;
+        tap_ports.push(Some(tap));
+    }
+    Ok(tap_ports)
 }
 
 /// 64 random bits from the OS (std seeds `RandomState` from getrandom): the SYN proxy's

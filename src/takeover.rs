@@ -38,9 +38,9 @@ pub fn receive(socket: &Path) -> Result<(Handover, Instant), String> {
     Ok((h, stopped))
 }
 
-/// Installs the handed-over connections (worker by worker) and neighbours.
+/// Installs the handed-over connections (worker by worker) and neighbours, the workers still
+/// paused; the gap reported ends when they are installed.
 pub fn install(rt: &Runtime, h: &Handover, stopped: Instant) -> Result<(), String> {
-    let running = stopped.elapsed();
     if h.workers.len() != rt.workers() {
         return Err(format!(
             "--takeover: the running lbd has {} workers and this one {}: connections would land on the wrong worker",
@@ -50,6 +50,7 @@ pub fn install(rt: &Runtime, h: &Handover, stopped: Instant) -> Result<(), Strin
     }
     let (adopted, refused) = adopt(rt, h)?;
     let neighbours = h.neighbours.len();
+    let running = stopped.elapsed();
     println!(
         "lbd: takeover: workers running {} ms after the old ones stopped; {adopted} connections and {neighbours} neighbours taken over, {} connections refused{}",
         running.as_millis(),
@@ -86,5 +87,14 @@ pub fn wait_gone(socket: &Path) {
     let until = Instant::now() + Duration::from_secs(10);
     while UnixStream::connect(socket).is_ok() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits (up to 10 s) until the old lbd's kernel interface `name` is gone, so this lbd can
+/// create its own under the same name.
+pub fn wait_interface_gone(name: &str) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/sys/class/net/{name}")).exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -121,6 +121,16 @@ pub fn port_by_name(name: &str) -> Option<PortId> {
     (ret == 0).then_some(PortId(id))
 }
 
+/// Creates a virtual device ("net_tap0,iface=x") after EAL started: hot plug, for devices
+/// that cannot exist yet when EAL starts.
+pub fn vdev_init(device: &str) -> Result<(), DpdkError> {
+    let (name, args) = device.split_once(',').unwrap_or((device, ""));
+    let bad = |_| DpdkError { call: "rte_vdev_init", code: 22, text: format!("'{device}' contains a NUL byte") };
+    let (name, args) = (CString::new(name).map_err(bad)?, CString::new(args).map_err(bad)?);
+    // SAFETY: both are valid NUL-terminated strings, read only during the call.
+    check("rte_vdev_init", unsafe { sys::rte_vdev_init(name.as_ptr(), args.as_ptr()) }).map(|_| ())
+}
+
 /// The device name of a port.
 pub fn port_name(port: PortId) -> Result<String, DpdkError> {
     let mut buf = [0 as c_char; 64];

@@ -66,6 +66,15 @@ pub struct Runtime {
     neigh: Arc<NeighTable>,
     epoch_tsc: u64,
     exception: Option<ExceptionPath>,
+    go: Arc<AtomicBool>,
+}
+
+/// How a runtime runs, besides its ports and table.
+pub struct Options {
+    pub exception: Option<ExceptionPorts>,
+    pub poll: PollMode,
+    /// Start the workers paused (`resume` lets them poll).
+    pub paused: bool,
 }
 
 /// The exception path a runtime starts: the TAP port of each lbd port, by port number.
@@ -83,11 +92,12 @@ impl Runtime {
         cfg: &WorkerConfig,
         table: Table,
         pool: &Arc<MempoolRef>,
-        exception: Option<ExceptionPorts>,
-        poll: PollMode,
+        options: Options,
     ) -> Result<Runtime, String> {
+        let Options { exception, poll, paused } = options;
         let workers = cores.len().max(1);
         let stop = Arc::new(AtomicBool::new(false));
+        let go = Arc::new(AtomicBool::new(!paused));
         let table = Arc::new(ArcSwap::from_pointee(table));
         let neigh = Arc::new(NeighTable::new(cfg.neigh));
         let rss = ports.iter().all(|p| p.rss.is_some());
@@ -108,6 +118,7 @@ impl Runtime {
             neigh: Arc::clone(&neigh),
             epoch_tsc: crate::ffi::tsc(),
             exception: None,
+            go: Arc::clone(&go),
         };
         let mut links: Vec<Option<WorkerLink>> = match exception {
             Some(e) => {
@@ -154,6 +165,7 @@ impl Runtime {
                 epoch_tsc: rt.epoch_tsc,
                 exception: links.get_mut(i).and_then(Option::take),
                 poll,
+                go: Arc::clone(&go),
             };
             rt.seen.push(seen);
             rt.stats.push(stats);
@@ -177,6 +189,11 @@ impl Runtime {
     /// The table in force.
     pub fn table(&self) -> Arc<Table> {
         self.table.load_full()
+    }
+
+    /// Lets workers started paused begin polling.
+    pub fn resume(&self) {
+        self.go.store(true, Ordering::Release);
     }
 
     /// The workers' clock in milliseconds (the times in the neighbour table).

@@ -119,6 +119,9 @@ pub struct WorkerCtx {
     /// This worker's end of the exception path, when a port has one.
     pub exception: Option<crate::exception::WorkerLink>,
     pub poll: PollMode,
+    /// Polling starts once this is set; until then only control requests are served (a
+    /// takeover installs connections before the first packet).
+    pub go: Arc<AtomicBool>,
 }
 
 /// How a worker waits for packets.
@@ -209,6 +212,12 @@ impl WorkerCtx {
         let mut turn = 0u64;
         let mut idle = Idle::default();
         let mut surrendered = false;
+        while !self.go.load(Ordering::Acquire) && !self.stop.load(Ordering::Relaxed) {
+            while let Ok(c) = self.control.try_recv() {
+                surrendered |= self.serve(c, 0, &loops, hz);
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
         while !self.stop.load(Ordering::Relaxed) && !surrendered {
             let t0 = ffi::tsc();
             let table = self.table.load();
