@@ -229,6 +229,14 @@ pub struct Backend {
     pub sorry: bool,
 }
 
+impl Backend {
+    /// Whether this is the backend at `addr`, `port` (how backends are told apart across
+    /// tables and processes; ids are a table's own).
+    pub fn is_at(&self, addr: [u8; 16], v6: bool, port: u16) -> bool {
+        self.addr == addr && self.v6 == v6 && self.port == port
+    }
+}
+
 /// A service in a built table.
 #[derive(Debug, Clone)]
 pub struct Service {
@@ -381,11 +389,10 @@ fn backend_of(
     if bm.mode == Mode::Gue && tunnel_port == 0 {
         return Err(ModelError(format!("{}: must not be 0", bat("gue_port"))));
     }
-    if backends.iter().any(|b| b.addr == addr && b.v6 == v6 && b.port == port) {
+    if backends.iter().any(|b| b.is_at(addr, v6, port)) {
         return Err(ModelError(format!("{}: duplicate backend", bat("address"))));
     }
-    let prev_id =
-        prev.and_then(|p| p.backends.iter().find(|b| b.addr == addr && b.v6 == v6 && b.port == port)).map(|b| b.id);
+    let prev_id = prev.and_then(|p| p.backends.iter().find(|b| b.is_at(addr, v6, port))).map(|b| b.id);
     let id = backend_ids.claim(prev_id)?;
     let state = if bm.weight == 0 { BackendState::Draining } else { BackendState::Up };
     Ok(Backend { id, addr, v6, port, weight: bm.weight, mode: bm.mode, tunnel_port, state, sorry: false })

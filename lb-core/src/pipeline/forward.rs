@@ -174,9 +174,7 @@ pub(super) fn transport(w: &mut Worker, t: &Table, f: &mut impl Frame, ip: &Ip, 
         if c.expires_ms > now_ms && !(dir == Dir::Orig && reopens(c, flags)) {
             return established(w, t, f, ip, &lay, id, dir, flags, now_ms);
         }
-        let c = w.conns.remove(id);
-        unload(&mut w.load, &c);
-        w.counters.conns_expired += 1;
+        forget(w, id);
     }
     if !l4_present {
         // The first fragment was forwarded without an entry; later ones cannot follow it.
@@ -201,9 +199,7 @@ fn established(
     if t.expires_on_down(c.backend_id) {
         // IPVS's expire_nodest_conn: the backend failed its checks; the client's next attempt
         // is scheduled afresh.
-        let c = w.conns.remove(id);
-        unload(&mut w.load, &c);
-        w.counters.conns_expired += 1;
+        forget(w, id);
         return Verdict::Drop(DropReason::BackendDown);
     }
     if rewrites_l4(c.mode) && !l4_checksum_ok(f, ip, w.verify_l4) {
@@ -292,6 +288,14 @@ pub(super) fn move_state(w: &mut Worker, id: ConnId, c: &mut Conn, next: TcpStat
         c.state = next;
         add_load(&mut w.load, c);
     }
+}
+
+/// Removes connection `id` before its time (expired, re-opened, or its backend failed) and
+/// takes it off its backend's load.
+fn forget(w: &mut Worker, id: ConnId) {
+    let c = w.conns.remove(id);
+    unload(&mut w.load, &c);
+    w.counters.conns_expired += 1;
 }
 
 /// A client's new SYN on a connection that has closed (TIME_WAIT, CLOSE): the client reuses

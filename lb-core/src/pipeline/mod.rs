@@ -221,9 +221,9 @@ impl Worker {
             .ok_or_else(|| format!("no service {}:{}", saved.vip, saved.port))?;
         let (baddr, bv6) = crate::flow::from_ip(saved.backend);
         let b =
-            svc.backends.iter().find(|b| b.addr == baddr && b.v6 == bv6 && b.port == saved.backend_port).ok_or_else(
-                || format!("service {} has no backend {}:{}", svc.key, saved.backend, saved.backend_port),
-            )?;
+            svc.backends.iter().find(|b| b.is_at(baddr, bv6, saved.backend_port)).ok_or_else(|| {
+                format!("service {} has no backend {}:{}", svc.key, saved.backend, saved.backend_port)
+            })?;
         let mut c = saved.conn;
         c.service_id = svc.id;
         c.backend_id = b.id;
