@@ -213,8 +213,9 @@ impl WorkerCtx {
         let mut idle = Idle::default();
         let mut surrendered = false;
         while !self.go.load(Ordering::Acquire) && !self.stop.load(Ordering::Relaxed) {
+            let now_ms = (ffi::tsc() - start) / (hz / 1000).max(1);
             while let Ok(c) = self.control.try_recv() {
-                surrendered |= self.serve(c, 0, &loops, hz);
+                surrendered |= self.serve(c, now_ms, &loops, hz);
             }
             std::thread::sleep(std::time::Duration::from_micros(200));
         }
