@@ -709,12 +709,6 @@ fn print_list(views: &[ServiceView], stats: bool, rate: bool) {
             if s.synproxy {
                 flags.push_str(if flags.is_empty() { "synproxy" } else { " synproxy" });
             }
-            if !v.up {
-                flags.push_str(if flags.is_empty() { "DOWN" } else { " DOWN" });
-            }
-            if v.sorry_active {
-                flags.push_str(" sorry-server");
-            }
             out!("{proto}  {} {} {flags}", endpoint(s.vip, s.port), s.scheduler.name());
         }
         for b in &v.backends {
@@ -731,19 +725,12 @@ fn print_list(views: &[ServiceView], stats: bool, rate: bool) {
                     bt.out_bytes
                 );
             } else {
-                // Health after ipvsadm's columns: keepalived's inhibit_on_failure shows a
-                // failed backend at weight 0.
+                // keepalived's inhibit_on_failure shows a failed backend at weight 0.
                 let inhibit = s.check.as_ref().is_some_and(|c| c.inhibit_on_failure);
                 let weight =
                     if inhibit && b.state == lb_core::health::BackendState::Down { 0 } else { b.backend.weight };
-                let health = match (&b.check, s.check.is_some() || s.passive.is_some()) {
-                    (Some(c), _) => format!("  {} {}: {} ({:.1} ms)", b.state, c.kind, c.reason, c.latency_ms),
-                    (None, true) => format!("  {} (not checked yet)", b.state),
-                    (None, false) if b.state != lb_core::health::BackendState::Up => format!("  {}", b.state),
-                    (None, false) => String::new(),
-                };
                 out!(
-                    "  -> {:<28} {:<7} {:<6} {:<10} {}{health}",
+                    "  -> {:<28} {:<7} {:<6} {:<10} {}",
                     endpoint(b.backend.address, port),
                     forward_name(b.backend.mode),
                     weight,
@@ -751,6 +738,41 @@ fn print_list(views: &[ServiceView], stats: bool, rate: bool) {
                     b.inactive
                 );
             }
+        }
+    }
+    if !stats {
+        print_health(views);
+    }
+}
+
+/// Backend states and health checks, below the table so that its columns stay ipvsadm's.
+fn print_health(views: &[ServiceView]) {
+    let mut lines = Vec::new();
+    for v in views {
+        let s = &v.service;
+        let proto = if s.protocol == Protocol::Tcp { "TCP" } else { "UDP" };
+        let service = format!("{proto}  {}", endpoint(s.vip, s.port));
+        if !v.up {
+            let sorry = if v.sorry_active { "; its sorry server serves" } else { "" };
+            lines.push(format!("{service} DOWN: no backend up{sorry}"));
+        }
+        let checked = s.check.is_some() || s.passive.is_some();
+        for b in v.backends.iter().filter(|b| checked || b.state != lb_core::health::BackendState::Up) {
+            let port = if b.backend.port == 0 { s.port } else { b.backend.port };
+            let last = match &b.check {
+                Some(c) => {
+                    format!("{}: {} ({:.1} ms, {:.1} s ago)", c.kind, c.reason, c.latency_ms, c.age_ms as f64 / 1000.0)
+                }
+                None if checked => "not checked yet".into(),
+                None => "weight 0".into(),
+            };
+            lines.push(format!("{service} -> {} {} {last}", endpoint(b.backend.address, port), b.state));
+        }
+    }
+    if !lines.is_empty() {
+        out!("Health:");
+        for l in lines {
+            out!("  {l}");
         }
     }
 }
