@@ -13,12 +13,6 @@ use lb_core::pipeline::{DropReason, Frame, VecFrame, Verdict};
 use lb_core::service::{Limits, ServicesModel, Table};
 use lb_core::{Steering, Worker, WorkerConfig, process_burst};
 use std::collections::HashMap;
-use std::sync::Arc;
-
-fn network() -> Network {
-    let m: NetworkModel = toml::from_str(NETWORK).unwrap();
-    Network::build(&m, &[lb_core::wire::MacAddr(LB0), lb_core::wire::MacAddr(LB1)]).unwrap()
-}
 
 fn table(services: &str, previous: Option<&Table>) -> Table {
     let m: ServicesModel = toml::from_str(services).unwrap();
@@ -26,20 +20,11 @@ fn table(services: &str, previous: Option<&Table>) -> Table {
 }
 
 fn worker(cfg: WorkerConfig, steering: Steering) -> Worker {
-    let neigh =
-        Arc::new(lb_core::NeighTable::new(lb_core::neigh::NeighParams { capacity: 1024, ..Default::default() }));
-    for x in 1..=60 {
-        neigh.insert_static(&lb_core::flow::widen(b4(x)), false, lb_core::wire::MacAddr(backend_mac(x)), 1);
-        neigh.insert_static(&lb_core::flow::widen(c4(x)), false, lb_core::wire::MacAddr(client_mac(x)), 0);
-    }
-    Worker::new(&cfg, neigh, steering)
+    worker_with(&cfg, steering)
 }
 
 fn run(w: &mut Worker, t: &Table, port: u16, input: &[u8], now_ms: u64) -> (Verdict, Vec<u8>) {
-    let mut frames = [VecFrame::new(input, port)];
-    let mut verdicts = [Verdict::Consumed];
-    process_burst(w, t, &mut frames, &mut verdicts, now_ms);
-    (verdicts[0], frames[0].data().to_vec())
+    run_on(w, t, port, input, now_ms)
 }
 
 fn syn(client: u8, sport: u16, vip: [u8; 4], dport: u16) -> Vec<u8> {

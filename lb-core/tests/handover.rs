@@ -6,34 +6,21 @@ mod common;
 
 use common::*;
 use etherparse::EtherType;
-use lb_core::net::{Network, NetworkModel};
-use lb_core::pipeline::{DropReason, Frame, VecFrame, Verdict};
+use lb_core::pipeline::{DropReason, Verdict};
 use lb_core::service::{Limits, ServicesModel, Table};
-use lb_core::{Steering, Worker, WorkerConfig, process_burst};
-use std::sync::Arc;
+use lb_core::{Steering, Worker, WorkerConfig};
 
 fn table(services: &str) -> Table {
-    let m: NetworkModel = toml::from_str(NETWORK).unwrap();
-    let net = Network::build(&m, &[lb_core::wire::MacAddr(LB0), lb_core::wire::MacAddr(LB1)]).unwrap();
     let s: ServicesModel = toml::from_str(services).unwrap();
-    Table::build(&s, net, Limits::default(), None, 0).unwrap()
+    Table::build(&s, network(), Limits::default(), None, 0).unwrap()
 }
 
 fn worker() -> Worker {
-    let neigh =
-        Arc::new(lb_core::NeighTable::new(lb_core::neigh::NeighParams { capacity: 1024, ..Default::default() }));
-    for x in 1..=60 {
-        neigh.insert_static(&lb_core::flow::widen(b4(x)), false, lb_core::wire::MacAddr(backend_mac(x)), 1);
-        neigh.insert_static(&lb_core::flow::widen(c4(x)), false, lb_core::wire::MacAddr(client_mac(x)), 0);
-    }
-    Worker::new(&WorkerConfig { conn_capacity: 1024, ..Default::default() }, neigh, Steering::Any)
+    worker_with(&WorkerConfig { conn_capacity: 1024, ..Default::default() }, Steering::Any)
 }
 
 fn run(w: &mut Worker, t: &Table, port: u16, input: &[u8], now_ms: u64) -> (Verdict, Vec<u8>) {
-    let mut frames = [VecFrame::new(input, port)];
-    let mut verdicts = [Verdict::Consumed];
-    process_burst(w, t, &mut frames, &mut verdicts, now_ms);
-    (verdicts[0], frames[0].data().to_vec())
+    run_on(w, t, port, input, now_ms)
 }
 
 const RR: &str = "[[service]]\nvip = \"10.0.0.100\"\nport = 80\nscheduler = \"rr\"\nbackend = [{ address = \"10.1.0.11\" }, { address = \"10.1.0.12\" }]\n";

@@ -7,16 +7,9 @@ mod common;
 
 use common::*;
 use etherparse::EtherType;
-use lb_core::net::{Network, NetworkModel};
-use lb_core::pipeline::{DropReason, Frame, VecFrame, Verdict};
+use lb_core::pipeline::{DropReason, Verdict};
 use lb_core::service::{BackendKey, DownSet, Limits, ServiceKey, ServicesModel, Table};
-use lb_core::{Steering, Worker, WorkerConfig, process_burst};
-use std::sync::Arc;
-
-fn network() -> Network {
-    let m: NetworkModel = toml::from_str(NETWORK).unwrap();
-    Network::build(&m, &[lb_core::wire::MacAddr(LB0), lb_core::wire::MacAddr(LB1)]).unwrap()
-}
+use lb_core::{Steering, Worker, WorkerConfig};
 
 fn services(scheduler: &str, extra: &str) -> ServicesModel {
     let mut s = format!("[[service]]\nvip = \"10.0.0.100\"\nport = 80\nscheduler = \"{scheduler}\"\n{extra}\n");
@@ -41,20 +34,11 @@ fn table(model: &ServicesModel, down: &DownSet, previous: Option<&Table>) -> Tab
 }
 
 fn worker() -> Worker {
-    let neigh =
-        Arc::new(lb_core::NeighTable::new(lb_core::neigh::NeighParams { capacity: 1024, ..Default::default() }));
-    for x in 1..=60 {
-        neigh.insert_static(&lb_core::flow::widen(b4(x)), false, lb_core::wire::MacAddr(backend_mac(x)), 1);
-        neigh.insert_static(&lb_core::flow::widen(c4(x)), false, lb_core::wire::MacAddr(client_mac(x)), 0);
-    }
-    Worker::new(&WorkerConfig { conn_capacity: 1 << 16, ..Default::default() }, neigh, Steering::Any)
+    worker_with(&WorkerConfig { conn_capacity: 1 << 16, ..Default::default() }, Steering::Any)
 }
 
 fn run(w: &mut Worker, t: &Table, port: u16, input: &[u8], now_ms: u64) -> (Verdict, Vec<u8>) {
-    let mut frames = [VecFrame::new(input, port)];
-    let mut verdicts = [Verdict::Consumed];
-    process_burst(w, t, &mut frames, &mut verdicts, now_ms);
-    (verdicts[0], frames[0].data().to_vec())
+    run_on(w, t, port, input, now_ms)
 }
 
 fn segment(client: u8, sport: u16, flags: Flags) -> Vec<u8> {

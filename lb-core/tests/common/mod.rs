@@ -89,6 +89,32 @@ impl Lab {
     }
 }
 
+/// The two-armed network of `NETWORK` with the LB's MACs.
+pub fn network() -> Network {
+    let m: NetworkModel = toml::from_str(NETWORK).unwrap();
+    Network::build(&m, &[lb_core::wire::MacAddr(LB0), lb_core::wire::MacAddr(LB1)]).unwrap()
+}
+
+/// A worker whose neighbour table knows backends and clients 1..=60 (static entries).
+pub fn worker_with(cfg: &WorkerConfig, steering: Steering) -> Worker {
+    let neigh =
+        Arc::new(lb_core::NeighTable::new(lb_core::neigh::NeighParams { capacity: 1024, ..Default::default() }));
+    for x in 1..=60 {
+        neigh.insert_static(&lb_core::flow::widen(b4(x)), false, lb_core::wire::MacAddr(backend_mac(x)), 1);
+        neigh.insert_static(&lb_core::flow::widen(c4(x)), false, lb_core::wire::MacAddr(client_mac(x)), 0);
+    }
+    Worker::new(cfg, neigh, steering)
+}
+
+/// Runs one frame through `process_burst` on worker `w`; returns the verdict and the bytes.
+pub fn run_on(w: &mut Worker, t: &Table, port: u16, input: &[u8], now_ms: u64) -> (Verdict, Vec<u8>) {
+    let mut frames = [VecFrame::new(input, port)];
+    let mut verdicts = [Verdict::Consumed];
+    process_burst(w, t, &mut frames, &mut verdicts, now_ms);
+    use lb_core::Frame;
+    (verdicts[0], frames[0].data().to_vec())
+}
+
 pub fn eth(dst: [u8; 6], src: [u8; 6], ether_type: EtherType, payload: &[u8]) -> Vec<u8> {
     let mut out = Ethernet2Header { destination: dst, source: src, ether_type }.to_bytes().to_vec();
     out.extend_from_slice(payload);
