@@ -169,7 +169,7 @@ EOF
 
 start_node() {
     local i=$1 ns; ns=$(node_ns "$i")
-    local backend_mode=$MODE
+    local backends="backend = [{ address = \"10.9.0.21\", mode = \"$MODE\" }, { address = \"10.9.0.22\", mode = \"$MODE\" }, { address = \"10.9.0.23\", mode = \"$MODE\" }]"
     cat > "$DIR/lbd$i.toml" <<EOF
 [eal]
 file_prefix = "so$ID-n$i"
@@ -199,21 +199,21 @@ vip = "10.9.9.9"
 port = 7000
 scheduler = "mh"
 hash_ports = true
-backend = [{ address = "10.9.0.21", mode = "$backend_mode" }, { address = "10.9.0.22", mode = "$backend_mode" }, { address = "10.9.0.23", mode = "$backend_mode" }]
+$backends
 [[service]]
 vip = "10.9.9.9"
 port = 5201
 scheduler = "mh"
 # iperf3's control and data connections must meet at one backend: hash the client address only.
 hash_ports = false
-backend = [{ address = "10.9.0.21", mode = "$backend_mode" }, { address = "10.9.0.22", mode = "$backend_mode" }, { address = "10.9.0.23", mode = "$backend_mode" }]
+$backends
 [[service]]
 vip = "10.9.9.10"
 port = 8080
 scheduler = "mh"
 hash_ports = true
 check = { type = "tcp", interval_ms = 300, timeout_ms = 250, rise = 2, fall = 2 }
-backend = [{ address = "10.9.0.21", mode = "$backend_mode" }, { address = "10.9.0.22", mode = "$backend_mode" }, { address = "10.9.0.23", mode = "$backend_mode" }]
+$backends
 EOF
     ip netns exec "$ns" "$LBD" --config "$DIR/lbd$i.toml" > "$DIR/lbd$i.log" 2>&1 &
     LBD_PIDS[$i]=$!
