@@ -21,6 +21,7 @@ pub mod ratelimit;
 pub mod rewrite;
 pub mod sched;
 pub mod service;
+pub mod sync;
 pub mod wire;
 
 pub use conntrack::{ConnTable, Timeouts};

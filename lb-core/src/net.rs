@@ -68,6 +68,11 @@ pub struct NetworkModel {
     /// Source addresses for full-NAT (also answered to ARP/ND and ping).
     #[serde(default)]
     pub local_addresses: Vec<IpAddr>,
+    /// Full-NAT local addresses of peer nodes (connection sync): when a peer fails and the
+    /// routers send its local addresses here, replies to them are forwarded for the peer's
+    /// synced connections. Never a source of this node's connections, never answered to ARP/ND.
+    #[serde(default)]
+    pub peer_local_addresses: Vec<IpAddr>,
     #[serde(default, rename = "neighbour")]
     pub neighbours: Vec<StaticNeighbour>,
 }
@@ -122,6 +127,8 @@ pub struct Network {
     pub ports: Vec<Port>,
     pub local4: Vec<[u8; 16]>,
     pub local6: Vec<[u8; 16]>,
+    /// Peers' full-NAT local addresses (both families).
+    pub peer_local: Vec<([u8; 16], bool)>,
     pub static_neighbours: Vec<([u8; 16], bool, MacAddr, u16)>,
 }
 
@@ -187,6 +194,14 @@ impl Network {
                 (b, false) => net.local4.push(b),
             }
         }
+        for (i, a) in model.peer_local_addresses.iter().enumerate() {
+            if model.local_addresses.contains(a) || net.peer_local.contains(&from_ip(*a)) {
+                return Err(ModelError(format!(
+                    "network.peer_local_addresses[{i}] ({a}): already a local address of this node or listed twice"
+                )));
+            }
+            net.peer_local.push(from_ip(*a));
+        }
         for (i, n) in model.neighbours.iter().enumerate() {
             let at = format!("network.neighbour[{i}] ({})", n.address);
             let mac: MacAddr = n.mac.parse().map_err(|e| ModelError(format!("{at}.mac: {e}")))?;
@@ -222,10 +237,24 @@ impl Network {
         if v6 { &self.local6 } else { &self.local4 }
     }
 
-    /// True for an address of the LB itself (interface or full-NAT local address).
+    /// True for a full-NAT local address, this node's or a peer's: replies to it are steered
+    /// by its port.
+    #[inline]
+    pub fn is_local_address(&self, addr: &[u8; 16], v6: bool) -> bool {
+        self.local_addresses(v6).contains(addr) || self.is_peer_local(addr, v6)
+    }
+
+    /// True for a peer's full-NAT local address.
+    #[inline]
+    pub fn is_peer_local(&self, addr: &[u8; 16], v6: bool) -> bool {
+        !self.peer_local.is_empty() && self.peer_local.contains(&(*addr, v6))
+    }
+
+    /// True for an address of the LB itself (interface or full-NAT local address, a peer's
+    /// included).
     #[inline]
     pub fn is_own(&self, addr: &[u8; 16], v6: bool) -> bool {
-        self.local_addresses(v6).contains(addr)
+        self.is_local_address(addr, v6)
             || self.ports.iter().any(|p| p.prefixes.iter().any(|x| x.v6 == v6 && &x.addr == addr))
     }
 

@@ -20,7 +20,7 @@ pub fn owner(table: &Table, frame: &[u8], workers: usize) -> usize {
     let Some(Peek { src, dst, v6, ports, .. }) = peek(frame) else { return 0 };
     // Ports are known only for TCP and UDP, the protocols full-NAT translates.
     if let Some((_, dst_port)) = ports
-        && table.network.local_addresses(v6).contains(&dst)
+        && table.network.is_local_address(&dst, v6)
     {
         return usize::from(dst_port) % workers;
     }

@@ -41,6 +41,10 @@ pub struct Conn {
     pub client_isn: u32,
     /// SYN proxy: when the SYN last went to the backend (low 32 bits of the clock, in ms).
     pub syn_sent_ms: u32,
+    /// Connection sync: when peers last heard of it (low 32 bits of the clock, in ms; 0 for
+    /// never).
+    #[serde(default)]
+    pub synced_ms: u32,
 }
 
 /// A connection's SYN proxy state.

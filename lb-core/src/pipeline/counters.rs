@@ -210,6 +210,12 @@ pub struct Counters {
     pub conns_expired: u64,
     /// New flows forwarded without an entry because the table or the embryonic cap was full.
     pub stateless: u64,
+    /// Connection sync: events emitted for the peers / lost to a full outbox; peers' events
+    /// applied / refused (unknown service or backend, table full, collision).
+    pub sync_emitted: u64,
+    pub sync_lost: u64,
+    pub sync_applied: u64,
+    pub sync_refused: u64,
     pub services: Vec<ServiceCounters>,
     pub backends: Vec<BackendCounters>,
 }
@@ -240,6 +246,10 @@ impl Counters {
             conns_created: 0,
             conns_expired: 0,
             stateless: 0,
+            sync_emitted: 0,
+            sync_lost: 0,
+            sync_applied: 0,
+            sync_refused: 0,
             services: vec![ServiceCounters::default(); services],
             backends: vec![BackendCounters::default(); backends],
         }
@@ -276,6 +286,10 @@ impl Counters {
         self.conns_created += o.conns_created;
         self.conns_expired += o.conns_expired;
         self.stateless += o.stateless;
+        self.sync_emitted += o.sync_emitted;
+        self.sync_lost += o.sync_lost;
+        self.sync_applied += o.sync_applied;
+        self.sync_refused += o.sync_refused;
         for (a, b) in self.services.iter_mut().zip(&o.services).chain(self.backends.iter_mut().zip(&o.backends)) {
             a.conns += b.conns;
             a.in_packets += b.in_packets;

@@ -58,7 +58,7 @@ pub(super) fn add_load(load: &mut [Load], c: &Conn) {
     }
 }
 
-fn timeout_ms(w: &Worker, c: &Conn) -> u64 {
+pub(super) fn timeout_ms(w: &Worker, c: &Conn) -> u64 {
     let secs = if c.orig.proto == ip_proto::TCP { w.timeouts.tcp(c.state) } else { w.timeouts.udp };
     u64::from(secs) * 1000
 }
@@ -199,7 +199,10 @@ fn established(
     if t.expires_on_down(c.backend_id) {
         // IPVS's expire_nodest_conn: the backend failed its checks; the client's next attempt
         // is scheduled afresh.
-        forget(w, id);
+        let gone = forget(w, id);
+        if w.sync_on {
+            super::sync::removed(w, &gone);
+        }
         return Verdict::Drop(DropReason::BackendDown);
     }
     if rewrites_l4(c.mode) && !l4_checksum_ok(f, ip, w.verify_l4) {
@@ -250,9 +253,12 @@ fn established(
         && let Some(ev) = TcpEvent::from_flags(flags)
     {
         let next = tcp_transition(c.state, ev, dir, c.mode);
-        move_state(w, id, &mut c, next);
+        move_state(w, id, &mut c, next, now_ms);
     }
     w.conns.get_mut(id).expires_ms = now_ms + timeout_ms(w, &c);
+    if w.sync_on {
+        super::sync::refreshed(w, id, now_ms);
+    }
     count(w, &c, dir, f.data().len());
     deliver(w, t, f, ip, lay, &c, dir, confirm, now_ms)
 }
@@ -280,22 +286,27 @@ fn progress(e: &mut Conn, d: &[u8], ip: &Ip, lay: &Layout, dir: Dir, flags: u8) 
 }
 
 /// Moves connection `id` (whose copy is `c`) to TCP state `next`, keeping its backend's
-/// active/inactive load right.
-pub(super) fn move_state(w: &mut Worker, id: ConnId, c: &mut Conn, next: TcpState) {
+/// active/inactive load right, and tells the peers what they need to know of it.
+pub(super) fn move_state(w: &mut Worker, id: ConnId, c: &mut Conn, next: TcpState, now_ms: u64) {
     if next != c.state {
+        let prev = c.state;
         unload(&mut w.load, c);
         w.conns.set_state(id, next);
         c.state = next;
         add_load(&mut w.load, c);
+        if w.sync_on {
+            super::sync::state_changed(w, id, prev, now_ms);
+        }
     }
 }
 
 /// Removes connection `id` before its time (expired, re-opened, or its backend failed) and
 /// takes it off its backend's load.
-fn forget(w: &mut Worker, id: ConnId) {
+fn forget(w: &mut Worker, id: ConnId) -> Conn {
     let c = w.conns.remove(id);
     unload(&mut w.load, &c);
     w.counters.conns_expired += 1;
+    c
 }
 
 /// A client's new SYN on a connection that has closed (TIME_WAIT, CLOSE): the client reuses
@@ -489,6 +500,9 @@ fn open(
     c.expires_ms = now_ms + timeout_ms(w, c);
     match w.conns.insert(*c) {
         Ok(id) => {
+            if w.sync_on {
+                super::sync::opened(w, id, now_ms);
+            }
             w.counters.conns_created += 1;
             add_load(&mut w.load, c);
             if let Some(s) = w.counters.services.get_mut(c.service_id as usize) {

@@ -29,9 +29,10 @@ pub(super) fn back_to_sender(t: &Table, f: &mut impl Frame) -> Verdict {
     Verdict::Tx(port)
 }
 
-/// Whether `addr` is one of the LB's own addresses or VIPs.
+/// Whether `addr` is one of the LB's own addresses or VIPs. A peer's full-NAT local address is
+/// not: its owner answers for it, and routers bring it here only when the owner fails.
 fn ours(t: &Table, addr: &[u8; 16], v6: bool) -> bool {
-    t.is_vip(*addr, v6) || t.network.is_own(addr, v6)
+    t.is_vip(*addr, v6) || (t.network.is_own(addr, v6) && !t.network.is_peer_local(addr, v6))
 }
 
 /// Whether an ARP or ND answer addressed to `addr` on `port` also goes to the host: `addr` is

@@ -15,6 +15,7 @@ mod frame;
 mod icmp;
 mod l2;
 mod send;
+mod sync;
 mod synproxy;
 
 pub use counters::{BackendCounters, Counters, DropReason, ServiceCounters};
@@ -122,6 +123,10 @@ pub struct Worker {
     /// ICMP errors lbd may still originate (`ICMP_PER_SEC`, burst `ICMP_BURST`).
     icmp_tokens: crate::ratelimit::TokenBucket,
     generation: u64,
+    /// Connection sync: whether peers hear of this worker's connections, and the events since
+    /// the last `take_sync_events` (reserved once, never grown).
+    sync_on: bool,
+    sync_out: Vec<crate::sync::SyncEvent>,
 }
 
 impl Worker {
@@ -147,6 +152,8 @@ impl Worker {
             released_count: 0,
             icmp_tokens: crate::ratelimit::TokenBucket::new(ICMP_PER_SEC, ICMP_BURST),
             generation: 0,
+            sync_on: false,
+            sync_out: Vec::with_capacity(sync::MAX_SYNC_EVENTS),
         }
     }
 
@@ -231,6 +238,29 @@ impl Worker {
         self.conns.insert(c).map_err(|e| format!("{e:?}"))?;
         forward::add_load(&mut self.load, &c);
         Ok(())
+    }
+
+    /// Tells the peers about this worker's connections from now on (`take_sync_events`).
+    pub fn set_sync(&mut self, on: bool) {
+        self.sync_on = on;
+    }
+
+    /// The sync events emitted since the last call, for the runtime to send to the peers.
+    pub fn take_sync_events(&mut self) -> std::vec::Drain<'_, crate::sync::SyncEvent> {
+        self.sync_out.drain(..)
+    }
+
+    /// Applies a peer's sync event (installs, updates or removes the connection it names);
+    /// false when it names a service or backend this table lacks, a connection this worker
+    /// does not hold, or does not fit. Counted either way.
+    pub fn apply_sync(&mut self, table: &Table, ev: &crate::sync::SyncEvent, now_ms: u64) -> bool {
+        let ok = sync::apply(self, table, ev, now_ms);
+        if ok {
+            self.counters.sync_applied += 1;
+        } else {
+            self.counters.sync_refused += 1;
+        }
+        ok
     }
 
     /// Expires up to the sweep budget of idle connections. Called once per burst by

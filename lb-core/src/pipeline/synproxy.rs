@@ -296,7 +296,7 @@ pub(super) fn backend_synack(
         let e = w.conns.get_mut(id);
         e.seq_delta = c.seq_delta;
         e.synproxy = SynProxy::Active;
-        super::forward::move_state(w, id, &mut c, TcpState::Established);
+        super::forward::move_state(w, id, &mut c, TcpState::Established, now_ms);
         w.release(id);
     }
     let seg = Segment {
