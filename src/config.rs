@@ -29,6 +29,8 @@ pub struct Config {
     #[serde(default)]
     pub announce: AnnounceConfig,
     #[serde(default)]
+    pub sync: SyncConfig,
+    #[serde(default)]
     pub control: ControlConfig,
     #[serde(default)]
     pub network: NetworkModel,
@@ -164,6 +166,87 @@ pub struct AnnounceConfig {
     /// The network.interface (with exception = true) whose kernel interface carries, as /32 and
     /// /128 addresses, the VIPs of the services that are up; "" announces nothing.
     pub interface: String,
+    /// Also the full-NAT local addresses, this node's and its peers' (network.local_addresses,
+    /// network.peer_local_addresses): the routing daemon announces a peer's as a backup, so
+    /// that the backends' replies to it come here when the peer fails.
+    pub local_addresses: bool,
+}
+
+/// `[sync]`: connection sync with peer nodes (on when `peers` is not empty).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// This node's address for sync: datagrams leave from it and arrive on it (an interface
+    /// address, reached through the exception path).
+    pub address: Option<std::net::IpAddr>,
+    /// UDP port, the same on every node.
+    pub port: u16,
+    /// The other nodes' sync addresses: events go to each; datagrams from anyone else are refused.
+    pub peers: Vec<std::net::IpAddr>,
+    /// The cluster's shared secret (at least 16 bytes), or a file holding it (`key_file`).
+    pub key: Option<String>,
+    pub key_file: Option<PathBuf>,
+    /// Datagrams sent longer ago than this (by the sender's clock) are refused: the nodes'
+    /// clocks must agree within it (NTP).
+    pub max_age_ms: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig { address: None, port: 8848, peers: vec![], key: None, key_file: None, max_age_ms: 10_000 }
+    }
+}
+
+impl SyncConfig {
+    pub fn enabled(&self) -> bool {
+        !self.peers.is_empty()
+    }
+
+    /// The shared secret's bytes (a file's content without its final newline).
+    pub fn secret(&self) -> Result<Vec<u8>, String> {
+        match (&self.key, &self.key_file) {
+            (Some(k), None) => Ok(k.as_bytes().to_vec()),
+            (None, Some(f)) => {
+                let mut b = std::fs::read(f).map_err(|e| format!("sync.key_file: {}: {e}", f.display()))?;
+                while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
+                    b.pop();
+                }
+                Ok(b)
+            }
+            (Some(_), Some(_)) => Err("sync.key, sync.key_file: set one, not both".into()),
+            (None, None) => Err("sync.key: a shared key (or sync.key_file) is needed when sync.peers is set".into()),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let Some(own) = self.address else {
+            return Err("sync.address: this node's sync address is needed when sync.peers is set".into());
+        };
+        if self.port == 0 {
+            return Err("sync.port: must not be 0".into());
+        }
+        for (i, p) in self.peers.iter().enumerate() {
+            if *p == own {
+                return Err(format!("sync.peers[{i}] ({p}): that is sync.address, this node"));
+            }
+            if p.is_ipv4() != own.is_ipv4() {
+                return Err(format!("sync.peers[{i}] ({p}): not of sync.address's family ({own})"));
+            }
+            if self.peers[..i].contains(p) {
+                return Err(format!("sync.peers[{i}] ({p}): listed twice"));
+            }
+        }
+        if self.key_file.is_none() {
+            lb_core::sync::SyncKey::new(&self.secret()?).map_err(|e| format!("sync.key: {e}"))?;
+        }
+        if self.max_age_ms == 0 {
+            return Err("sync.max_age_ms: must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 /// `[control]`
@@ -236,6 +319,7 @@ impl Config {
         if self.workers.poll == PollModeName::Adaptive && !(1..=100_000).contains(&self.workers.max_sleep_us) {
             return Err(format!("workers.max_sleep_us: {} is not within 1..=100000", self.workers.max_sleep_us));
         }
+        self.sync.check()?;
         self.timeouts.validate()?;
         self.neighbours.validate()?;
         self.check_memory(self.eal.no_huge)?;
@@ -337,5 +421,26 @@ mod tests {
         c.workers.poll = PollModeName::Adaptive;
         c.workers.max_sleep_us = 0;
         assert!(c.check().unwrap_err().contains("workers.max_sleep_us"));
+    }
+
+    #[test]
+    fn sync_refuses_what_would_leave_it_open_or_talking_to_itself() {
+        let mut c = config(512, 4095, 1024);
+        assert!(!c.sync.enabled());
+        c.sync.peers = vec!["10.9.0.12".parse().unwrap()];
+        let err = |c: &Config| c.check().unwrap_err();
+        assert!(err(&c).contains("sync.address"), "{}", err(&c));
+        c.sync.address = Some("10.9.0.11".parse().unwrap());
+        assert!(err(&c).starts_with("sync.key: a shared key"), "{}", err(&c));
+        c.sync.key = Some("short".into());
+        assert!(err(&c).contains("sync.key: the key has 5 bytes; at least 16"), "{}", err(&c));
+        c.sync.key = Some("a cluster secret of some length".into());
+        assert!(c.check().is_ok());
+        c.sync.peers.push("10.9.0.11".parse().unwrap());
+        assert!(err(&c).contains("sync.peers[1] (10.9.0.11): that is sync.address"), "{}", err(&c));
+        c.sync.peers[1] = "fd00::1".parse().unwrap();
+        assert!(err(&c).contains("sync.peers[1] (fd00::1): not of sync.address's family"), "{}", err(&c));
+        c.sync.peers[1] = "10.9.0.12".parse().unwrap();
+        assert!(err(&c).contains("listed twice"), "{}", err(&c));
     }
 }

@@ -119,7 +119,7 @@ impl ControlSocket {
     /// Withdraws every VIP now (lbd is stopping).
     pub fn withdraw_all(&mut self, rt: &Runtime) {
         if let Some(a) = &mut self.announcer {
-            a.set_drained(true, &rt.table());
+            a.stop(&rt.table());
         }
     }
 
@@ -365,11 +365,14 @@ fn stats(rt: &Runtime) -> Vec<WorkerView> {
                     .iter()
                     .map(|r| (r.name(), s.counters.drop_count(*r)))
                     .chain(host_drops(&s.loops))
+                    .chain([("sync_lost", s.counters.sync_lost), ("sync_refused", s.counters.sync_refused)])
                     .filter(|(_, n)| *n > 0)
                     .map(|(r, n)| (r.to_string(), n))
                     .collect(),
                 to_host: s.loops.to_host,
                 from_host: s.loops.from_host,
+                sync_sent: s.counters.sync_emitted,
+                sync_applied: s.counters.sync_applied,
             }
         })
         .collect()

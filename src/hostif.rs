@@ -60,18 +60,30 @@ pub fn configure(itf: &InterfaceModel) -> Result<(), String> {
 
 /// Keeps the VIPs of the services that are up as host addresses (/32, /128) on one exception
 /// interface, where a routing daemon (BIRD's `direct` protocol) picks them up and announces
-/// them. The addresses live only as long as lbd: the TAP interface goes with the process, so a
-/// dead lbd withdraws its VIPs without anyone cleaning up.
+/// them; with `[announce] local_addresses`, also the full-NAT local addresses, this node's and
+/// its peers' (which the routing daemon announces as a backup, with a longer path). The
+/// addresses live only as long as lbd: the TAP interface goes with the process, so a dead lbd
+/// withdraws them without anyone cleaning up.
 pub struct Announcer {
     iface: String,
     current: BTreeSet<IpAddr>,
     drained: bool,
     generation: u64,
+    /// Full-NAT local addresses: own (true) and peers' (false), announced while lbd runs,
+    /// drained or not (a drained node's connections still get their replies).
+    locals: Vec<(IpAddr, bool)>,
+    stopping: bool,
 }
 
 impl Announcer {
-    pub fn new(iface: String) -> Self {
-        Announcer { iface, current: BTreeSet::new(), drained: false, generation: 0 }
+    pub fn new(iface: String, locals: Vec<(IpAddr, bool)>) -> Self {
+        Announcer { iface, current: BTreeSet::new(), drained: false, generation: 0, locals, stopping: false }
+    }
+
+    /// Withdraws everything: lbd is stopping.
+    pub fn stop(&mut self, table: &Table) {
+        self.stopping = true;
+        self.set_drained(true, table);
     }
 
     /// The VIPs announced now.
@@ -96,17 +108,25 @@ impl Announcer {
             return;
         }
         self.generation = table.generation;
-        let want: BTreeSet<IpAddr> = if self.drained {
+        let mut want: BTreeSet<IpAddr> = if self.drained {
             BTreeSet::new()
         } else {
             table.services().iter().filter(|s| s.up).map(|s| lb_core::flow::to_ip(s.key.addr, s.key.v6)).collect()
         };
+        if !self.stopping {
+            want.extend(self.locals.iter().map(|(a, _)| *a));
+        }
         let add: Vec<IpAddr> = want.difference(&self.current).copied().collect();
         let remove: Vec<IpAddr> = self.current.difference(&want).copied().collect();
         for vip in add {
+            let why = match self.locals.iter().find(|(a, _)| *a == vip) {
+                Some((_, true)) => "a full-NAT local address",
+                Some((_, false)) => "a peer's full-NAT local address, as its backup",
+                None => "a service is up",
+            };
             match self.address(vip, "add") {
                 Ok(()) => {
-                    println!("lbd: announce: {vip} (a service is up)");
+                    println!("lbd: announce: {vip} ({why})");
                     self.current.insert(vip);
                 }
                 Err(e) => eprintln!("lbd: announce: {vip}: {e}"),

@@ -8,6 +8,7 @@ mod control;
 mod health;
 mod hostif;
 mod metrics;
+mod sync;
 mod takeover;
 
 use config::Config;
@@ -188,7 +189,8 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
     };
     let cores: Vec<Option<usize>> = cfg.workers.cores.iter().map(|c| Some(*c)).collect();
     // After a takeover the workers start paused: the connections and neighbours go in first.
-    let options = RuntimeOptions { exception, poll: cfg.workers.poll_mode(), paused: handed.is_some() };
+    let options =
+        RuntimeOptions { exception, poll: cfg.workers.poll_mode(), paused: handed.is_some(), sync: cfg.sync.enabled() };
     let mut rt = Runtime::start(&ports, &cores, &wcfg, table, &pool, options)?;
     if let Some((h, stopped)) = &handed {
         let installed = takeover::install(&rt, h, *stopped);
@@ -205,10 +207,20 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
         // The old lbd exits once it has answered; its socket and metrics address go with it.
         takeover::wait_gone(&cfg.control.socket);
     }
+    // After a takeover the old lbd's sync socket is gone with it.
+    let sync = match rt.sync_rings() {
+        Some(rings) => Some(sync::SyncThread::start(&cfg.sync, rings)?),
+        None => None,
+    };
     if !cfg.control.metrics.is_empty() {
         let mut tries = 0;
         // After a takeover the old lbd may hold the metrics address for a moment more.
-        while let Err(e) = metrics::serve(&cfg.control.metrics, rt.handle(), health.board()) {
+        while let Err(e) = metrics::serve(
+            &cfg.control.metrics,
+            rt.handle(),
+            health.board(),
+            sync.as_ref().map(|s| Arc::clone(&s.counters)),
+        ) {
             tries += 1;
             if handed.is_none() || tries > 100 {
                 return Err(e);
@@ -224,7 +236,13 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
         health,
         (!cfg.announce.interface.is_empty()).then(|| {
             let itf = cfg.network.interfaces.iter().find(|i| i.name == cfg.announce.interface);
-            hostif::Announcer::new(itf.and_then(|i| i.exception_name()).unwrap_or_default().to_string())
+            let locals = if cfg.announce.local_addresses {
+                let own = cfg.network.local_addresses.iter().map(|a| (*a, true));
+                own.chain(cfg.network.peer_local_addresses.iter().map(|a| (*a, false))).collect()
+            } else {
+                Vec::new()
+            };
+            hostif::Announcer::new(itf.and_then(|i| i.exception_name()).unwrap_or_default().to_string(), locals)
         }),
     )?;
     for p in &ports {
@@ -243,6 +261,14 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
             println!("lbd: port {} exception path: kernel interface {name} (port {})", itf.name, tap.id.0);
         }
     }
+    if cfg.sync.enabled() {
+        println!(
+            "lbd: connection sync from {}:{} with {} peer(s)",
+            cfg.sync.address.map(|a| a.to_string()).unwrap_or_default(),
+            cfg.sync.port,
+            cfg.sync.peers.len()
+        );
+    }
     println!(
         "lbd: running {workers} worker(s) on cores {:?}, {services} service(s); {}",
         cfg.workers.cores,
@@ -258,6 +284,7 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
         control.withdraw_all(&rt);
     }
     drop(control);
+    drop(sync);
     let stats = rt.stop();
     let mut total = lb_core::pipeline::Counters::new(0, 0);
     let mut refused = 0;

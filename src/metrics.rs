@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 
 /// Renders every metric as Prometheus text.
-pub fn render(h: &StatsHandle, health: &crate::health::Board) -> String {
+pub fn render(h: &StatsHandle, health: &crate::health::Board, sync: Option<&crate::sync::SyncCounters>) -> String {
     let mut o = String::new();
     let stats = h.workers();
     let table = h.table();
@@ -104,6 +104,56 @@ pub fn render(h: &StatsHandle, health: &crate::health::Board) -> String {
             ]
             .into_iter()
             .map(|(k, n)| (format!("counter=\"{k}\""), n)),
+        );
+    }
+    put(
+        "lbd_sync_events_total",
+        "Connection sync events: emitted for the peers, lost to a full ring; the peers' applied or refused.",
+        "counter",
+        &mut stats.iter().flat_map(|s| {
+            [
+                ("emitted", s.counters.sync_emitted),
+                ("lost", s.counters.sync_lost),
+                ("applied", s.counters.sync_applied),
+                ("refused", s.counters.sync_refused),
+            ]
+            .into_iter()
+            .map(move |(k, n)| (format!("worker=\"{}\",outcome=\"{k}\"", s.index), n))
+        }),
+    );
+    if let Some(c) = sync {
+        use std::sync::atomic::Ordering::Relaxed;
+        let dir = |d: &str, n: &std::sync::atomic::AtomicU64| (format!("direction=\"{d}\""), n.load(Relaxed));
+        put(
+            "lbd_sync_datagrams_total",
+            "Connection sync datagrams sent (one per peer) and accepted.",
+            "counter",
+            &mut [dir("sent", &c.sent_datagrams), dir("received", &c.received_datagrams)].into_iter(),
+        );
+        put(
+            "lbd_sync_records_total",
+            "Connection sync records sent (one per peer) and accepted.",
+            "counter",
+            &mut [dir("sent", &c.sent_records), dir("received", &c.received_records)].into_iter(),
+        );
+        put(
+            "lbd_sync_bytes_total",
+            "Connection sync UDP payload bytes sent and accepted.",
+            "counter",
+            &mut [dir("sent", &c.sent_bytes), dir("received", &c.received_bytes)].into_iter(),
+        );
+        put(
+            "lbd_sync_refused_total",
+            "Connection sync datagrams refused, by reason; send errors and events lost to a full worker ring.",
+            "counter",
+            &mut c
+                .refusals()
+                .into_iter()
+                .chain([
+                    ("send_error", c.send_errors.load(Relaxed)),
+                    ("worker_ring_full", c.inbound_full.load(Relaxed)),
+                ])
+                .map(|(r, n)| (format!("reason=\"{r}\""), n)),
         );
     }
     put(
@@ -258,7 +308,12 @@ pub fn render(h: &StatsHandle, health: &crate::health::Board) -> String {
 }
 
 /// Serves `render` over HTTP on `addr` until the process ends.
-pub fn serve(addr: &str, h: StatsHandle, health: crate::health::Board) -> Result<(), String> {
+pub fn serve(
+    addr: &str,
+    h: StatsHandle,
+    health: crate::health::Board,
+    sync: Option<std::sync::Arc<crate::sync::SyncCounters>>,
+) -> Result<(), String> {
     let listener = TcpListener::bind(addr).map_err(|e| format!("control.metrics: cannot listen on {addr}: {e}"))?;
     std::thread::Builder::new()
         .name("lbd-metrics".into())
@@ -268,7 +323,7 @@ pub fn serve(addr: &str, h: StatsHandle, health: crate::health::Board) -> Result
                 let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
                 let mut buf = [0u8; 1024];
                 let _ = s.read(&mut buf);
-                let body = render(&h, &health);
+                let body = render(&h, &health, sync.as_deref());
                 let _ = write!(
                     s,
                     "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",

@@ -238,6 +238,11 @@ pub struct WorkerView {
     pub to_host: u64,
     #[serde(default)]
     pub from_host: u64,
+    /// Connection sync: events sent to the peers, and the peers' events applied here.
+    #[serde(default)]
+    pub sync_sent: u64,
+    #[serde(default)]
+    pub sync_applied: u64,
 }
 
 /// One neighbour in `neigh`, as `ip neigh` shows it.

@@ -549,6 +549,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                 out!("{r}");
             } else {
                 let ws: Vec<WorkerView> = serde_json::from_value(r).map_err(|e| e.to_string())?;
+                let synced = ws.iter().any(|w| w.sync_sent + w.sync_applied > 0);
                 out!(
                     "{:<7} {:<5} {:>7} {:>14} {:>14} {:>10} {:>11} {:>10} {:>10}  drops",
                     "worker",
@@ -561,7 +562,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                     "to_host",
                     "from_host"
                 );
-                for w in ws {
+                for w in &ws {
                     let drops: Vec<String> = w.drops.iter().map(|(r, n)| format!("{r}={n}")).collect();
                     let core = w.core.map_or("-".into(), |c| c.to_string());
                     out!(
@@ -577,6 +578,16 @@ fn run(cli: &Cli) -> Result<(), String> {
                         w.from_host,
                         drops.join(" ")
                     );
+                }
+                if synced {
+                    for w in &ws {
+                        out!(
+                            "sync: worker {} sent {} connection events to the peers, applied {} of theirs",
+                            w.index,
+                            w.sync_sent,
+                            w.sync_applied
+                        );
+                    }
                 }
             }
             return Ok(());

@@ -22,6 +22,26 @@ use std::time::{Duration, Instant};
 
 /// Handoff ring size per worker pair (packets).
 const RING: usize = 1024;
+/// Sync events a ring holds each way between a worker and the sync thread.
+const SYNC_RING: usize = 16384;
+
+/// The rings between the workers and the thread that talks to the peers (`Options::sync`).
+#[derive(Clone)]
+pub struct SyncRings {
+    /// Events each worker emitted for the peers.
+    pub outbound: Vec<Arc<ArrayQueue<lb_core::sync::SyncEvent>>>,
+    /// The peers' events, for each worker.
+    pub inbound: Vec<Arc<ArrayQueue<lb_core::sync::SyncEvent>>>,
+    /// Worker 0's steering (the rule is the same for every worker).
+    steering: Steering,
+}
+
+impl SyncRings {
+    /// The worker that must hold a connection whose original direction is `orig`.
+    pub fn owner(&self, orig: &lb_core::FlowKey) -> usize {
+        crate::steer::flow_owner(&self.steering, orig, self.inbound.len())
+    }
+}
 
 /// A cloneable view of the workers' statistics and the table in force (metrics, control).
 #[derive(Clone)]
@@ -67,6 +87,7 @@ pub struct Runtime {
     epoch_tsc: u64,
     exception: Option<ExceptionPath>,
     go: Arc<AtomicBool>,
+    sync: Option<SyncRings>,
 }
 
 /// How a runtime runs, besides its ports and table.
@@ -75,6 +96,8 @@ pub struct Options {
     pub poll: PollMode,
     /// Start the workers paused (`resume` lets them poll).
     pub paused: bool,
+    /// Workers emit connection sync events and apply the peers' (`Runtime::sync_rings`).
+    pub sync: bool,
 }
 
 /// The exception path a runtime starts: the TAP port of each lbd port, by port number.
@@ -94,7 +117,7 @@ impl Runtime {
         pool: &Arc<MempoolRef>,
         options: Options,
     ) -> Result<Runtime, String> {
-        let Options { exception, poll, paused } = options;
+        let Options { exception, poll, paused, sync } = options;
         let workers = cores.len().max(1);
         let stop = Arc::new(AtomicBool::new(false));
         let go = Arc::new(AtomicBool::new(!paused));
@@ -119,7 +142,12 @@ impl Runtime {
             epoch_tsc: crate::ffi::tsc(),
             exception: None,
             go: Arc::clone(&go),
+            sync: None,
         };
+        let ring = || Arc::new(ArrayQueue::new(SYNC_RING));
+        let sync_rings = sync.then(|| {
+            ((0..workers).map(|_| ring()).collect::<Vec<_>>(), (0..workers).map(|_| ring()).collect::<Vec<_>>())
+        });
         let mut links: Vec<Option<WorkerLink>> = match exception {
             Some(e) => {
                 let (path, links) = ExceptionPath::start(e.taps, workers, e.limits)?;
@@ -138,6 +166,17 @@ impl Runtime {
                 _ if workers > 1 => Steering::Partition { workers: u16::try_from(workers).unwrap_or(1), index: q },
                 _ => Steering::Any,
             };
+            if i == 0
+                && let Some((outbound, inbound)) = &sync_rings
+            {
+                rt.sync = Some(SyncRings {
+                    outbound: outbound.clone(),
+                    inbound: inbound.clone(),
+                    steering: steering.clone(),
+                });
+            }
+            let mut worker = Worker::new(cfg, Arc::clone(&neigh), steering);
+            worker.set_sync(sync);
             let seen = Arc::new(AtomicU64::new(0));
             let stats = Arc::new(Mutex::new(WorkerStats {
                 index: i,
@@ -152,7 +191,7 @@ impl Runtime {
                 index: i,
                 core,
                 workers,
-                worker: Worker::new(cfg, Arc::clone(&neigh), steering),
+                worker,
                 rx: ports.iter().map(|p| (p.id, QueueId(q))).collect(),
                 tx: ports.iter().map(|p| TxBuffer::new(p.id, QueueId(q))).collect(),
                 table: Arc::clone(&table),
@@ -166,6 +205,9 @@ impl Runtime {
                 exception: links.get_mut(i).and_then(Option::take),
                 poll,
                 go: Arc::clone(&go),
+                sync: sync_rings
+                    .as_ref()
+                    .map(|(o, n)| crate::worker::SyncLink { outbound: Arc::clone(&o[i]), inbound: Arc::clone(&n[i]) }),
             };
             rt.seen.push(seen);
             rt.stats.push(stats);
@@ -189,6 +231,11 @@ impl Runtime {
     /// The table in force.
     pub fn table(&self) -> Arc<Table> {
         self.table.load_full()
+    }
+
+    /// The rings to the workers' sync events, when started with `Options::sync`.
+    pub fn sync_rings(&self) -> Option<SyncRings> {
+        self.sync.clone()
     }
 
     /// Lets workers started paused begin polling.

@@ -25,8 +25,29 @@ pub fn owner(table: &Table, frame: &[u8], workers: usize) -> usize {
         return usize::from(dst_port) % workers;
     }
     let client = if table.is_vip(dst, v6) { &src } else { &dst };
+    client_owner(client, v6, workers)
+}
+
+/// The worker that owns the connections of client `client` under software steering.
+pub fn client_owner(client: &[u8; 16], v6: bool, workers: usize) -> usize {
+    if workers <= 1 {
+        return 0;
+    }
     let alen = if v6 { 16 } else { 4 };
     usize::try_from(hash_bytes(&client[..alen], 0x7374_6565) % workers as u64).unwrap_or(0)
+}
+
+/// The worker a connection with original direction `orig` belongs to, whichever steering the
+/// ports use: where a peer's synced connection must be installed for its packets to find it.
+/// Under RSS a full-NAT local port was chosen so that replies reach the same queue.
+pub fn flow_owner(steering: &lb_core::Steering, orig: &lb_core::FlowKey, workers: usize) -> usize {
+    match steering {
+        lb_core::Steering::Rss { toeplitz, reta, .. } => {
+            let h = toeplitz.hash_flow(orig, true) as usize;
+            reta.get(h & (reta.len().max(1) - 1)).map_or(0, |q| usize::from(*q))
+        }
+        _ => client_owner(&orig.src, orig.v6, workers),
+    }
 }
 
 #[cfg(test)]

@@ -122,7 +122,20 @@ pub struct WorkerCtx {
     /// Polling starts once this is set; until then only control requests are served (a
     /// takeover installs connections before the first packet).
     pub go: Arc<AtomicBool>,
+    /// This worker's rings to the sync thread, when connections are synced with peers.
+    pub sync: Option<SyncLink>,
 }
+
+/// A worker's end of connection sync.
+pub struct SyncLink {
+    /// Events for the peers.
+    pub outbound: Arc<ArrayQueue<lb_core::sync::SyncEvent>>,
+    /// The peers' events for this worker.
+    pub inbound: Arc<ArrayQueue<lb_core::sync::SyncEvent>>,
+}
+
+/// Peers' sync events a worker applies per turn at most (the rest wait for the next turn).
+const SYNC_PER_TURN: usize = 64;
 
 /// How a worker waits for packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,6 +298,7 @@ impl WorkerCtx {
                 }
                 self.send_probes(&table, &mut loops);
             }
+            self.sync_with_peers(&table, now_ms);
             self.seen_generation.store(table.generation, Ordering::Release);
             drop(table);
             let t1 = ffi::tsc();
@@ -343,6 +357,21 @@ impl WorkerCtx {
             } else {
                 i += 1;
             }
+        }
+    }
+
+    /// Passes the burst's sync events to the sync thread and applies a bounded number of the
+    /// peers' (each a few table operations, no syscall).
+    fn sync_with_peers(&mut self, table: &Table, now_ms: u64) {
+        let Some(link) = &self.sync else { return };
+        let mut lost = 0;
+        for ev in self.worker.take_sync_events() {
+            lost += u64::from(link.outbound.push(ev).is_err());
+        }
+        self.worker.counters.sync_lost += lost;
+        for _ in 0..SYNC_PER_TURN {
+            let Some(ev) = link.inbound.pop() else { break };
+            self.worker.apply_sync(table, &ev, now_ms);
         }
     }
 
