@@ -143,6 +143,12 @@ pub fn render(h: &StatsHandle, health: &crate::health::Board, sync: Option<&crat
             &mut [dir("sent", &c.sent_bytes), dir("received", &c.received_bytes)].into_iter(),
         );
         put(
+            "lbd_sync_peer_starts_total",
+            "Peers seen starting (each made this node send its connections again).",
+            "counter",
+            &mut std::iter::once((String::new(), c.peer_starts.load(Relaxed))),
+        );
+        put(
             "lbd_sync_refused_total",
             "Connection sync datagrams refused, by reason; send errors and events lost to a full worker ring.",
             "counter",

@@ -20,6 +20,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// How long the thread waits for a datagram before it collects the workers' events again:
 /// the longest an event waits before it leaves (and so the sync's batching interval).
 const TICK: Duration = Duration::from_millis(1);
+/// A node with nothing to say still sends an empty datagram this often, so that a peer that
+/// (re)starts learns of it, and it of the peer (see `State::accept`).
+const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// What the sync thread counts (read by metrics and `lbctl stats`).
 #[derive(Default)]
@@ -31,6 +34,8 @@ pub struct SyncCounters {
     pub received_datagrams: AtomicU64,
     pub received_records: AtomicU64,
     pub received_bytes: AtomicU64,
+    /// Peers seen starting (a new epoch): each made this node send all its connections again.
+    pub peer_starts: AtomicU64,
     /// Datagrams refused, by `SyncError as usize`, then from an address that is no peer.
     pub refused: [AtomicU64; SyncError::ALL.len() + 1],
     /// Peers' events dropped because the owning worker's ring was full.
@@ -74,6 +79,7 @@ impl SyncThread {
             encoder: Encoder::new(unix_ms()),
             counters: Arc::clone(&counters),
             decoded: Vec::with_capacity(64),
+            last_sent: std::time::Instant::now(),
         };
         let flag = Arc::clone(&stop);
         let handle = std::thread::Builder::new()
@@ -126,6 +132,7 @@ struct State {
     encoder: Encoder,
     counters: Arc<SyncCounters>,
     decoded: Vec<SyncEvent>,
+    last_sent: std::time::Instant,
 }
 
 impl State {
@@ -139,12 +146,13 @@ impl State {
                 }
             }
         }
-        if !self.encoder.is_empty() {
+        if !self.encoder.is_empty() || self.last_sent.elapsed() >= HEARTBEAT {
             self.flush();
         }
     }
 
     fn flush(&mut self) {
+        self.last_sent = std::time::Instant::now();
         let records = self.encoder.len() as u64;
         let datagram = self.encoder.seal(&self.key, unix_ms());
         for (peer, _) in &self.peers {
@@ -188,8 +196,16 @@ impl State {
         self.decoded.clear();
         g.records(&mut self.decoded)?;
         // Only a datagram that parsed moves the window: a broken one may come again, fixed.
+        let known = window.epoch();
         if !window.accept(g.epoch, g.seq) {
             return Err(Some(SyncError::Replay));
+        }
+        if window.epoch() != known {
+            // The peer (re)started, or this node did: it holds none of our connections yet
+            // (a joining node; one restarted after a crash). Every worker sends them again.
+            self.rings.request_resync();
+            self.counters.peer_starts.fetch_add(1, Ordering::Relaxed);
+            println!("lbd: sync: peer {} started (epoch {}): sending it our connections", from.ip(), g.epoch);
         }
         let c = &self.counters;
         c.received_datagrams.fetch_add(1, Ordering::Relaxed);

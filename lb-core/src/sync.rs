@@ -399,6 +399,11 @@ pub struct ReplayWindow {
 }
 
 impl ReplayWindow {
+    /// The newest epoch seen of the peer (0 before its first datagram).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// Accepts (and records) `seq` of `epoch`, or refuses a datagram seen before, one older
     /// than the 64 before the newest, or one from an epoch older than the peer's newest.
     pub fn accept(&mut self, epoch: u64, seq: u32) -> bool {

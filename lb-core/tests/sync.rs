@@ -209,3 +209,25 @@ fn a_peers_local_address_is_not_answered_to_arp() {
     assert_eq!(run_on(&mut b, &tb, 1, &ask([10, 1, 0, 253]), 10).0, Verdict::Tx(1), "its own");
     assert_ne!(run_on(&mut b, &tb, 1, &ask([10, 1, 0, 254]), 10).0, Verdict::Tx(1), "the peer's");
 }
+
+#[test]
+fn a_resync_sends_every_established_connection_again_and_no_handshake() {
+    let t = node("10.1.0.254", None);
+    let mut a = worker(true);
+    for sport in [40000, 40001, 40002] {
+        handshake(&mut a, &t, sport, 1000);
+    }
+    assert_eq!(run_on(&mut a, &t, 0, &client(50000, SYN, b""), 1000).0, Verdict::Tx(1));
+    a.take_sync_events().count();
+    let mut cursor = Some(0);
+    let mut sent = Vec::new();
+    let mut steps = 0;
+    while let Some(at) = cursor {
+        cursor = a.resync_step(at, 2000);
+        sent.extend(a.take_sync_events().map(|e| e.conn.orig.src_port));
+        steps += 1;
+    }
+    sent.sort_unstable();
+    assert_eq!(sent, [40000, 40001, 40002]);
+    assert!(steps > 0);
+}

@@ -32,6 +32,8 @@ pub struct SyncRings {
     pub outbound: Vec<Arc<ArrayQueue<lb_core::sync::SyncEvent>>>,
     /// The peers' events, for each worker.
     pub inbound: Vec<Arc<ArrayQueue<lb_core::sync::SyncEvent>>>,
+    /// Set to have each worker send all its established connections again.
+    resync: Vec<Arc<AtomicBool>>,
     /// Worker 0's steering (the rule is the same for every worker).
     steering: Steering,
 }
@@ -40,6 +42,11 @@ impl SyncRings {
     /// The worker that must hold a connection whose original direction is `orig`.
     pub fn owner(&self, orig: &lb_core::FlowKey) -> usize {
         crate::steer::flow_owner(&self.steering, orig, self.inbound.len())
+    }
+
+    /// Has every worker send its established connections again (a peer started).
+    pub fn request_resync(&self) {
+        self.resync.iter().for_each(|f| f.store(true, Ordering::Release));
     }
 }
 
@@ -146,7 +153,11 @@ impl Runtime {
         };
         let ring = || Arc::new(ArrayQueue::new(SYNC_RING));
         let sync_rings = sync.then(|| {
-            ((0..workers).map(|_| ring()).collect::<Vec<_>>(), (0..workers).map(|_| ring()).collect::<Vec<_>>())
+            (
+                (0..workers).map(|_| ring()).collect::<Vec<_>>(),
+                (0..workers).map(|_| ring()).collect::<Vec<_>>(),
+                (0..workers).map(|_| Arc::new(AtomicBool::new(false))).collect::<Vec<_>>(),
+            )
         });
         let mut links: Vec<Option<WorkerLink>> = match exception {
             Some(e) => {
@@ -167,11 +178,12 @@ impl Runtime {
                 _ => Steering::Any,
             };
             if i == 0
-                && let Some((outbound, inbound)) = &sync_rings
+                && let Some((outbound, inbound, resync)) = &sync_rings
             {
                 rt.sync = Some(SyncRings {
                     outbound: outbound.clone(),
                     inbound: inbound.clone(),
+                    resync: resync.clone(),
                     steering: steering.clone(),
                 });
             }
@@ -205,9 +217,12 @@ impl Runtime {
                 exception: links.get_mut(i).and_then(Option::take),
                 poll,
                 go: Arc::clone(&go),
-                sync: sync_rings
-                    .as_ref()
-                    .map(|(o, n)| crate::worker::SyncLink { outbound: Arc::clone(&o[i]), inbound: Arc::clone(&n[i]) }),
+                sync: sync_rings.as_ref().map(|(o, n, r)| crate::worker::SyncLink {
+                    outbound: Arc::clone(&o[i]),
+                    inbound: Arc::clone(&n[i]),
+                    resync: Arc::clone(&r[i]),
+                    cursor: None,
+                }),
             };
             rt.seen.push(seen);
             rt.stats.push(stats);

@@ -132,6 +132,10 @@ pub struct SyncLink {
     pub outbound: Arc<ArrayQueue<lb_core::sync::SyncEvent>>,
     /// The peers' events for this worker.
     pub inbound: Arc<ArrayQueue<lb_core::sync::SyncEvent>>,
+    /// Set by the sync thread when a peer (re)started: send it every established connection.
+    pub resync: Arc<AtomicBool>,
+    /// Where the resync in progress goes on.
+    pub cursor: Option<usize>,
 }
 
 /// Peers' sync events a worker applies per turn at most (the rest wait for the next turn).
@@ -363,7 +367,16 @@ impl WorkerCtx {
     /// Passes the burst's sync events to the sync thread and applies a bounded number of the
     /// peers' (each a few table operations, no syscall).
     fn sync_with_peers(&mut self, table: &Table, now_ms: u64) {
-        let Some(link) = &self.sync else { return };
+        let Some(link) = &mut self.sync else { return };
+        if link.resync.swap(false, Ordering::AcqRel) {
+            link.cursor = Some(0);
+        }
+        // A step at a time, and only while the sync thread keeps up: none of it is lost.
+        if let Some(at) = link.cursor
+            && link.outbound.len() < link.outbound.capacity() / 2
+        {
+            link.cursor = self.worker.resync_step(at, now_ms);
+        }
         let mut lost = 0;
         for ev in self.worker.take_sync_events() {
             lost += u64::from(link.outbound.push(ev).is_err());

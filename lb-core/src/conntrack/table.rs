@@ -339,6 +339,11 @@ impl ConnTable {
         removed
     }
 
+    /// The live connection in entry `id`, if any (a walk over `0..capacity()`).
+    pub fn live(&self, id: ConnId) -> Option<&Conn> {
+        self.entries.get(id as usize).filter(|c| c.live)
+    }
+
     /// Live connections, for the control plane's listing (not for the packet path).
     pub fn iter(&self) -> impl Iterator<Item = &Conn> {
         self.entries.iter().filter(|c| c.live)

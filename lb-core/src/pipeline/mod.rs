@@ -245,6 +245,13 @@ impl Worker {
         self.sync_on = on;
     }
 
+    /// Sends the peers every established connection, a part per call (the outbox's room at
+    /// most): call with 0, then with what it returns until `None`, taking the events between
+    /// calls. For a peer that (re)started.
+    pub fn resync_step(&mut self, cursor: usize, now_ms: u64) -> Option<usize> {
+        sync::resync_step(self, cursor, now_ms)
+    }
+
     /// The sync events emitted since the last call, for the runtime to send to the peers.
     pub fn take_sync_events(&mut self) -> std::vec::Drain<'_, crate::sync::SyncEvent> {
         self.sync_out.drain(..)

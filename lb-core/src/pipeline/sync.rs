@@ -80,6 +80,29 @@ pub(super) fn removed(w: &mut Worker, c: &Conn) {
     w.counters.sync_emitted += 1;
 }
 
+/// Entries a resync step visits at most (empty ones cost a load each).
+const RESYNC_VISITS: usize = 4096;
+
+/// One step of a full resync (a peer started and knows none of our connections): from
+/// `cursor`, sends the established connections whole, as many as the outbox holds. Returns
+/// where the next step starts, or `None` when the table is done.
+pub(super) fn resync_step(w: &mut Worker, cursor: usize, now_ms: u64) -> Option<usize> {
+    let end = (cursor + RESYNC_VISITS).min(w.conns.capacity());
+    let mut id = cursor;
+    while id < end && w.sync_out.len() < MAX_SYNC_EVENTS {
+        let cid = u32::try_from(id).unwrap_or(u32::MAX);
+        if let Some(c) = w.conns.live(cid)
+            && !c.is_embryonic()
+            && !closing(c.state)
+            && c.expires_ms > now_ms
+        {
+            emit(w, cid, SyncKind::Conn, now_ms);
+        }
+        id += 1;
+    }
+    (id < w.conns.capacity()).then_some(id)
+}
+
 /// The service and backend ids in `t` of a connection to `orig`'s destination whose backend
 /// is `backend`:`port` (by address: ids are a table's own).
 pub(super) fn resolve(t: &Table, c: &Conn) -> Option<(u32, u32)> {
