@@ -8,9 +8,18 @@
 #                                        joins, drain a node, restart a node with --takeover,
 #                                        every backend fails; prints what happens and exits
 #                                        non-zero if a check fails
-#   SCALE_CONNS=1000 SCALE_MODE=dr|tun   connections held through the kill, forwarding mode (tun
+#   SCALE_CONNS=1000 SCALE_MODE=dr|tun|nat|fnat
+#                                        connections held through the kill, forwarding mode (tun
 #                                        decapsulates in user space, tests/lab/ipipd.py, where
 #                                        the kernel has no ipip module)
+#
+# nat and fnat keep their flows through connection sync ([sync]: every node sends its
+# connections to the others), since the echo service uses round robin, which no other node
+# could repeat. fnat: node i's local address 10.9.8.i is announced by node i and, with a longer
+# AS path, by every other node as its backup; backends reach it through the router. nat: the
+# backends' replies to clients go through the router, which sends them (policy routing, table
+# 100) to the nodes by ECMP over a 10.8.0.0/24 route every node announces; any node un-NATs
+# them, from its synced entry or statelessly.
 #
 # Topology (network namespaces, every name carries the run's id; all removed on exit):
 #   client (10.8.0.2 + 10.8.0.100-199) -- router (BIRD, ECMP, L4 hash) -- bridge 10.9.0.0/24
@@ -89,6 +98,11 @@ setup() {
     in_ns "$NS_R" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
     # ECMP over the nodes by the L4 hash, so one client's connections spread too.
     in_ns "$NS_R" sysctl -qw net.ipv4.fib_multipath_hash_policy=1
+    # The router forwards backends' replies back onto the segment they came from: no redirect.
+    in_ns "$NS_R" sysctl -qw net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0 \
+        "net.ipv4.conf.rb$ID.send_redirects=0"
+    # nat: backends' replies to clients go to the nodes (table 100, from BGP).
+    [ "$MODE" = nat ] && in_ns "$NS_R" ip rule add iif "rb$ID" from 10.9.0.20/30 to 10.8.0.0/24 lookup 100 pref 100
     # Nodes: one port each into the bridge. AF_PACKET does not take the frames from the kernel,
     # and the node's kernel holds the VIPs (on lbd's exception interface, for BIRD): it must not
     # answer what arrives on the port lbd drives (a real NIC bound to DPDK, or AF_XDP, never
@@ -112,6 +126,8 @@ setup() {
             net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
         in_ns "$ns" ip addr add 10.9.9.9/32 dev lo
         in_ns "$ns" ip addr add 10.9.9.10/32 dev lo
+        # Replies go through the router, to the node it chooses now, never a remembered one.
+        in_ns "$ns" sysctl -qw net.ipv4.conf.all.accept_redirects=0 "net.ipv4.conf.k$i$ID.accept_redirects=0"
         if [ "$MODE" = tun ]; then
             if in_ns "$ns" ip link set tunl0 up 2>/dev/null; then
                 in_ns "$ns" sysctl -qw net.ipv4.conf.tunl0.rp_filter=0
@@ -123,8 +139,8 @@ setup() {
                 echo "table ip noproto { chain out { type filter hook output priority 0; icmp type destination-unreachable icmp code 2 drop; }; }" |
                     in_ns "$ns" nft -f -
             fi
-        elif [ "$MODE" != dr ]; then
-            fail "SCALE_MODE=$MODE: the demo runs dr or tun"
+        elif [ "$MODE" != dr ] && [ "$MODE" != nat ] && [ "$MODE" != fnat ]; then
+            fail "SCALE_MODE=$MODE: the demo runs dr, tun, nat or fnat"
         fi
         ip netns exec "$ns" "$PY" "$ROOT/tests/lab/hostile.py" echo-server --port 7000 >/dev/null 2>&1 &
         PIDS+=($!)
@@ -148,7 +164,11 @@ log "$DIR/bird-router.log" all;
 router id 10.9.0.1;
 protocol device { scan time 1; }
 # Equal BGP paths from the nodes become one multipath route in the kernel (ECMP).
-protocol kernel { ipv4 { import none; export all; }; merge paths on; }
+protocol kernel { ipv4 { import none; export where net != 10.8.0.0/24; }; merge paths on; }
+# nat: the nodes' route to the clients, for the backends' replies only (ip rule, table 100).
+ipv4 table lbreturn;
+protocol pipe { table master4; peer table lbreturn; import none; export where net = 10.8.0.0/24; }
+protocol kernel { ipv4 { table lbreturn; import none; export all; }; kernel table 100; merge paths on; }
 protocol bfd { interface "*" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }
 template bgp lbnode {
     local 10.9.0.1 as 65000;
@@ -156,7 +176,7 @@ template bgp lbnode {
     hold time 3; keepalive time 1; connect retry time 1;
     # After a session error (BFD down), try again within seconds, not BIRD's default minute.
     error wait time 1, 10;
-    ipv4 { import where net ~ [ 10.9.9.0/24{32,32} ]; export none; };
+    ipv4 { import where net ~ [ 10.9.9.0/24{32,32}, 10.9.8.0/24{32,32}, 10.8.0.0/24 ]; export none; };
 }
 protocol bgp node1 from lbnode { neighbor 10.9.0.11 as 65001; }
 protocol bgp node2 from lbnode { neighbor 10.9.0.12 as 65001; }
@@ -167,8 +187,30 @@ EOF
     PIDS+=($!)
 }
 
+# nat and fnat sync connections (SCALE_SYNC=0 turns it off, to see what it saves).
+synced() { { [ "$MODE" = nat ] || [ "$MODE" = fnat ]; } && [ "${SCALE_SYNC:-1}" = 1 ]; }
+
+# Node i's sync peers (every other node, node 4 included before it joins) and, for fnat, the
+# other nodes' local addresses it backs up.
+others() { local i=$1 fmt=$2 j out=(); for j in 1 2 3 4; do [ "$j" = "$i" ] || out+=("\"$(printf "$fmt" "$j")\""); done; local IFS=,; echo "${out[*]}"; }
+
 start_node() {
     local i=$1 ns; ns=$(node_ns "$i")
+    # rr for the echo service in nat and fnat: no other node could repeat its choice, so only
+    # connection sync keeps those flows on a node loss.
+    local echo_sched=mh network_extra="" announce_extra="" sync=""
+    [ "$MODE" = nat ] || [ "$MODE" = fnat ] && echo_sched=rr
+    if synced; then
+        sync="[sync]
+address = \"10.9.0.1$i\"
+peers = [$(others "$i" 10.9.0.1%s)]
+key = \"scale-out lab $ID shared sync key\""
+    fi
+    if [ "$MODE" = fnat ]; then
+        network_extra="local_addresses = [\"10.9.8.$i\"]
+peer_local_addresses = [$(others "$i" 10.9.8.%s)]"
+        announce_extra="local_addresses = true"
+    fi
     local backends="backend = [{ address = \"10.9.0.21\", mode = \"$MODE\" }, { address = \"10.9.0.22\", mode = \"$MODE\" }, { address = \"10.9.0.23\", mode = \"$MODE\" }]"
     cat > "$DIR/lbd$i.toml" <<EOF
 [eal]
@@ -187,7 +229,10 @@ metrics = "127.0.0.1:9100"
 maglev_seed = 7
 [announce]
 interface = "up"
+$announce_extra
+$sync
 [network]
+$network_extra
 [[network.interface]]
 name = "up"
 device = "net_af_packet0,iface=u$i$ID"
@@ -197,7 +242,7 @@ exception = true
 [[service]]
 vip = "10.9.9.9"
 port = 7000
-scheduler = "mh"
+scheduler = "$echo_sched"
 hash_ports = true
 $backends
 [[service]]
@@ -228,6 +273,8 @@ router id 10.9.0.1$i;
 protocol device { scan time 1; }
 # The VIPs lbd keeps as /32 addresses on its exception interface, while a service is up.
 protocol direct vips { ipv4; interface "up"; }
+# nat: this node takes the backends' replies to the clients.
+protocol static ret { ipv4; route 10.8.0.0/24 via 10.9.0.1; }
 protocol bfd { interface "up" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }
 protocol bgp upstream {
     local 10.9.0.1$i as 65001;
@@ -235,7 +282,17 @@ protocol bgp upstream {
     bfd on;
     hold time 3; keepalive time 1; connect retry time 1;
     error wait time 1, 10;
-    ipv4 { import none; export where proto = "vips" && net.len = 32; next hop self; };
+    ipv4 {
+        import none;
+        export filter {
+            if proto = "ret" then $([ "$MODE" = nat ] && echo accept || echo reject);
+            if proto != "vips" || net.len != 32 then reject;
+            # fnat: another node's local address, announced as its backup.
+            if net ~ [ 10.9.8.0/24{32,32} ] && net != 10.9.8.$i/32 then bgp_path.prepend(65001);
+            accept;
+        };
+        next hop self;
+    };
 }
 EOF
     ip netns exec "$ns" bird -f -c "$DIR/bird$i.conf" -s "$DIR/bird$i.ctl" &
@@ -286,12 +343,17 @@ main() {
     [ -f "$DIR/conns.ready" ] || fail "the connections did not open"
     # In tun mode the backends decapsulate in Python: a capped stream leaves them room.
     local rate=0
-    [ "$MODE" = tun ] && rate=100M
+    [ "$MODE" != dr ] && rate=100M
     ip netns exec "$NS_C" iperf3 -c 10.9.9.9 -p 5201 -t 10 -b "$rate" -B 10.8.0.150 > "$DIR/iperf.log" 2>&1 &
     local iperf_pid=$!
     PIDS+=("$iperf_pid")
     sleep 3
-    for n in 1 2 3; do echo "   node $n carries $(metric "$n" lbd_connections) connections"; done
+    for n in 1 2 3; do echo "   node $n holds $(metric "$n" lbd_connections) connections (with sync: its peers' too)"; done
+    if synced; then
+        for n in 1 2 3; do
+            echo "   node $n: sync sent $(metric "$n" lbd_sync_records_total) records in $(metric "$n" lbd_sync_datagrams_total) datagrams (both ways, all peers), $(metric "$n" lbd_sync_bytes_total) bytes"
+        done
+    fi
     local t0; t0=$(date +%s%3N)
     kill -9 "${LBD_PIDS[2]}"; unset 'LBD_PIDS[2]'
     wait_nexthops 10.9.9.9 2 10 || fail "the router still has $(nexthops 10.9.9.9 | wc -l) next hops for 10.9.9.9"
@@ -299,7 +361,10 @@ main() {
     echo "   router withdrew node 2 after $withdraw ms (BFD 3 x 100 ms); next hops now: $(nexthops 10.9.9.9 | tr '\n' ' ')"
     # Survivors are counted once the stream is over: a connection that still echoes then
     # survived (one in TCP's retransmission back-off is late, not lost).
-    wait "$iperf_pid" || fail "iperf3 through 10.9.9.9 failed: $(tail -3 "$DIR/iperf.log")"
+    if ! wait "$iperf_pid"; then
+        [ "${SCALE_SYNC:-1}" = 1 ] || [ "$MODE" = dr ] || [ "$MODE" = tun ] || fail "iperf3 through 10.9.9.9 failed: $(tail -3 "$DIR/iperf.log")"
+        echo "   iperf3 failed (SCALE_SYNC=0): $(tail -1 "$DIR/iperf.log")"
+    fi
     sleep 4
     kill -TERM "$conns_pid"; wait "$conns_pid" || true
     cat "$DIR/conns.json"
@@ -330,7 +395,9 @@ main() {
     for k in $(seq 0 99); do in_ns "$NS_C" curl -s -m 2 --interface "10.8.0.$((100 + k))" http://10.9.9.10:8080/ >/dev/null || true; done
     local new4=$(( $(metric 4 lbd_conns_created_total) - created4 ))
     [ "$new4" -gt 0 ] || fail "no new flow went to node 4"
-    check "node 4 joined: $alive of $opened held connections survive; $adopted of them moved to node 4 (adopted mid-flow; Maglev: same backend, or they would not echo); $new4 of 100 new flows went to node 4"
+    local how="$adopted of them moved to node 4 (adopted mid-flow; Maglev: same backend, or they would not echo)"
+    synced && how="node 4 holds $adopted connections (its peers sent theirs when it started)"
+    check "node 4 joined: $alive of $opened held connections survive; $how; $new4 of 100 new flows went to node 4"
 
     say "drain: lbctl drain on node 1 under held connections"
     ip netns exec "$NS_C" "$PY" "$ROOT/tests/lab/conns.py" --target 10.9.9.9:7000 --count "$CONNS" --sources "$(sources)" \

@@ -157,6 +157,17 @@ fn lab_scale_out_in_tunnel_mode() {
     run_script(SCALE_OUT, "", "scale-out", &[("SCALE_MODE", "tun")]);
 }
 
+/// Round robin, which no other node could repeat: only connection sync keeps these flows.
+#[test]
+fn lab_scale_out_full_nat_flows_survive_through_connection_sync() {
+    run_script(SCALE_OUT, "", "scale-out", &[("SCALE_MODE", "fnat")]);
+}
+
+#[test]
+fn lab_scale_out_nat_flows_survive_through_connection_sync() {
+    run_script(SCALE_OUT, "", "scale-out", &[("SCALE_MODE", "nat")]);
+}
+
 #[test]
 fn lab_takeover_keeps_every_connection() {
     scenario("takeover");
