@@ -334,6 +334,33 @@ main() {
     for n in 1 2 3; do echo "   node $n: $(( $(metric "$n" lbd_conns_created_total) - $(cat "$DIR/created0.$n") )) new connections"; done
     check "every request answered, spread over the backends and nodes"
 
+    if synced; then
+        say "hostile sync: datagrams to node 1's sync port from the client, not a peer"
+        # From the client's own address; then with a peer's address forged (the router does
+        # no reverse-path check here): garbage, a well-formed header under a wrong MAC, and a
+        # datagram of another version. Each is refused and counted; none installs anything.
+        local before; before=$(metric 1 lbd_connections)
+        ip netns exec "$NS_C" "$PY" - <<'PYEOF'
+import socket, struct, time
+from scapy.all import IP, UDP, Raw, send
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.8.0.2", 8848))
+header = b"LBSY" + bytes([1, 0]) + struct.pack(">HQIQ", 1, int(time.time() * 1000), 7, int(time.time() * 1000))
+record = bytes([1, 0, 6, 1, 1, 0, 0, 0]) + struct.pack(">I", 900000) + bytes([10, 8, 0, 77, 10, 9, 9, 9]) + struct.pack(">HH", 4444, 7000) + bytes([10, 9, 0, 21, 10, 9, 8, 1]) + struct.pack(">HH", 7000, 5555)
+s.sendto(header + record + b"\0" * 16, ("10.9.0.11", 8848))
+for payload in [b"garbage from nowhere", header + record + b"\0" * 16, b"LBSY" + bytes([9]) + b"\0" * 60]:
+    send(IP(src="10.9.0.12", dst="10.9.0.11") / UDP(sport=8848, dport=8848) / Raw(payload), verbose=False)
+PYEOF
+        sleep 1
+        local refused; refused=$(in_ns "$(node_ns 1)" curl -s -m 2 http://127.0.0.1:9100/metrics | grep '^lbd_sync_refused_total' | awk '$NF > 0 {printf "%s ", $0}')
+        echo "   node 1: $refused"
+        for reason in unknown_peer malformed bad_mac unknown_version; do
+            echo "$refused" | grep -q "reason=\"$reason\"} [1-9]" || fail "node 1 did not count a '$reason' sync datagram: $refused"
+        done
+        [ "$(metric 1 lbd_connections)" -le "$before" ] || fail "a forged sync datagram installed a connection"
+        check "forged and foreign sync datagrams refused and counted by reason; nothing installed"
+    fi
+
     say "kill: $CONNS held connections and an iperf3 stream through 10.9.9.9, then kill -9 node 2"
     ip netns exec "$NS_C" "$PY" "$ROOT/tests/lab/conns.py" --target 10.9.9.9:7000 --count "$CONNS" --sources "$(sources)" \
         --interval 0.2 --duration 600 --ready "$DIR/conns.ready" > "$DIR/conns.json" 2> "$DIR/conns.err" &

@@ -144,10 +144,7 @@ fn main() {
         let r = |x: f64| x / per_packet;
         println!("sync/{flows}_flows (fnat, IPv4):");
         println!("  worker per packet, established (reference)   {per_packet:8.1} ns");
-        println!(
-            "  ... with sync on (refresh check)              {per_packet_on:8.1} ns   {:5.2}x",
-            r(per_packet_on)
-        );
+        println!("  ... with sync on (refresh check)              {per_packet_on:8.1} ns   {:5.2}x", r(per_packet_on));
         println!(
             "  emit one event (first ACK, sync on - off)     {:8.1} ns   {:5.2}x   ({on:.1} - {off:.1})",
             on - off,
