@@ -185,6 +185,7 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
         verify_l4_checksums: cfg.checksum.verify_l4,
         synproxy_secret: random_u64(),
         neigh: cfg.neighbours,
+        workers: u32::try_from(workers).unwrap_or(1),
         ..Default::default()
     };
     let cores: Vec<Option<usize>> = cfg.workers.cores.iter().map(|c| Some(*c)).collect();

@@ -102,18 +102,10 @@ pub fn parse_save(text: &str) -> Result<ServicesModel, String> {
         };
         match toks[0] {
             "-A" | "--add-service" => model.services.push(ServiceModel {
-                vip,
-                port,
-                protocol: proto,
                 scheduler: sched,
                 persistence,
-                maglev_size: lb_core::sched::mh::DEFAULT_SIZE,
                 hash_ports,
-                synproxy: false,
-                check: None,
-                passive: None,
-                sorry_server: None,
-                backends: vec![],
+                ..ServiceModel::new(vip, port, proto)
             }),
             "-a" | "--add-server" => {
                 let (address, rport) = real.ok_or_else(|| at("-a needs -r RIP:PORT".into()))?;
@@ -122,7 +114,7 @@ pub fn parse_save(text: &str) -> Result<ServicesModel, String> {
                     .iter_mut()
                     .find(|s| s.vip == vip && s.port == port && s.protocol == proto)
                     .ok_or_else(|| at(format!("real server for a service not added before ({vip}:{port})")))?;
-                s.backends.push(BackendModel { address, port: rport, weight, mode, gue_port: None });
+                s.backends.push(BackendModel { port: rport, weight, mode, ..BackendModel::at(address) });
             }
             other => return Err(at(format!("'{other}' is not -A or -a"))),
         }

@@ -475,7 +475,7 @@ mod tests {
     }
 
     fn backend(addr: &str, weight: u32) -> BackendModel {
-        BackendModel { address: addr.parse().unwrap(), port: 0, weight, mode: Mode::Nat, gue_port: None }
+        BackendModel { weight, mode: Mode::Nat, ..BackendModel::at(addr.parse().unwrap()) }
     }
 
     #[test]

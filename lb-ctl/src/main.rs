@@ -308,20 +308,7 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
 }
 
 fn service_model(id: ServiceId, scheduler: Kind, persistence: u32, maglev_size: u32, hash_ports: bool) -> ServiceModel {
-    ServiceModel {
-        synproxy: false,
-        check: None,
-        passive: None,
-        sorry_server: None,
-        vip: id.vip,
-        port: id.port,
-        protocol: id.protocol,
-        scheduler,
-        persistence,
-        maglev_size,
-        hash_ports,
-        backends: vec![],
-    }
+    ServiceModel { scheduler, persistence, maglev_size, hash_ports, ..ServiceModel::new(id.vip, id.port, id.protocol) }
 }
 
 fn run(cli: &Cli) -> Result<(), String> {
@@ -392,7 +379,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                 None => None,
                 Some(s) => {
                     let (address, port) = parse_endpoint(s, true).map_err(|e| format!("--sorry-server: {e}"))?;
-                    Some(BackendModel { address, port, weight: 1, mode: Mode::Nat, gue_port: None })
+                    Some(BackendModel { port, mode: Mode::Nat, ..BackendModel::at(address) })
                 }
             };
             Command::SetCheck { id: service_id(svc)?, check, passive, sorry_server }
@@ -401,7 +388,13 @@ fn run(cli: &Cli) -> Result<(), String> {
             let (address, port) = parse_endpoint(real, true)?;
             Command::AddBackend {
                 id: service_id(svc)?,
-                backend: BackendModel { address, port, weight: *weight, mode: mode.parse()?, gue_port: *gue_port },
+                backend: BackendModel {
+                    port,
+                    weight: *weight,
+                    mode: mode.parse()?,
+                    gue_port: *gue_port,
+                    ..BackendModel::at(address)
+                },
             }
         }
         Cmd::EditBackend { svc, real, weight, mode } => {

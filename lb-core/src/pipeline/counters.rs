@@ -210,6 +210,8 @@ pub struct Counters {
     pub conns_expired: u64,
     /// New flows forwarded without an entry because the table or the embryonic cap was full.
     pub stateless: u64,
+    /// Datagrams of one-packet services (ipvsadm -o), scheduled each on its own.
+    pub one_packet: u64,
     /// Connection sync: events emitted for the peers / lost to a full outbox; peers' events
     /// applied / refused (unknown service or backend, table full, collision).
     pub sync_emitted: u64,
@@ -246,6 +248,7 @@ impl Counters {
             conns_created: 0,
             conns_expired: 0,
             stateless: 0,
+            one_packet: 0,
             sync_emitted: 0,
             sync_lost: 0,
             sync_applied: 0,
@@ -286,6 +289,7 @@ impl Counters {
         self.conns_created += o.conns_created;
         self.conns_expired += o.conns_expired;
         self.stateless += o.stateless;
+        self.one_packet += o.one_packet;
         self.sync_emitted += o.sync_emitted;
         self.sync_lost += o.sync_lost;
         self.sync_applied += o.sync_applied;

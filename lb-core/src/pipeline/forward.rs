@@ -44,6 +44,24 @@ pub(super) fn unload(load: &mut [Load], c: &Conn) {
         } else {
             l.inactive = l.inactive.saturating_sub(1);
         }
+        l.unbound();
+    }
+}
+
+/// A connection of the same backend changed state (`before` -> `after`): it moves between the
+/// active and inactive counts; the total, and so the overload state, stays.
+pub(super) fn recount(load: &mut [Load], before: &Conn, after: &Conn) {
+    let (was, is) = (is_active(before), is_active(after));
+    if was != is
+        && let Some(l) = load_slot(load, after)
+    {
+        if is {
+            l.inactive = l.inactive.saturating_sub(1);
+            l.active += 1;
+        } else {
+            l.active = l.active.saturating_sub(1);
+            l.inactive += 1;
+        }
     }
 }
 
@@ -55,6 +73,7 @@ pub(super) fn add_load(load: &mut [Load], c: &Conn) {
         } else {
             l.inactive += 1;
         }
+        l.bound();
     }
 }
 
@@ -290,10 +309,10 @@ fn progress(e: &mut Conn, d: &[u8], ip: &Ip, lay: &Layout, dir: Dir, flags: u8) 
 pub(super) fn move_state(w: &mut Worker, id: ConnId, c: &mut Conn, next: TcpState, now_ms: u64) {
     if next != c.state {
         let prev = c.state;
-        unload(&mut w.load, c);
+        let before = *c;
         w.conns.set_state(id, next);
         c.state = next;
-        add_load(&mut w.load, c);
+        recount(&mut w.load, &before, c);
         if w.sync_on {
             super::sync::state_changed(w, id, prev, now_ms);
         }
@@ -373,26 +392,45 @@ fn source_hash(svc: &Service, key: &FlowKey) -> u64 {
     hash_bytes(&b[..n], 0x7372_6368)
 }
 
+/// The client address under the service's persistence mask (ipvsadm -M).
+fn persistence_client(svc: &Service, key: &FlowKey) -> [u8; 16] {
+    let mut a = key.src;
+    for (b, m) in a.iter_mut().zip(svc.persistence_mask) {
+        *b &= m;
+    }
+    a
+}
+
 /// Picks a backend for a new connection: the persistence template first, then the scheduler.
 fn choose(w: &mut Worker, svc: &Service, key: &FlowKey, now_ms: u64) -> Option<usize> {
+    let client = persistence_client(svc, key);
     if svc.persistence_ms > 0
-        && let Some(bid) = w.persist.get(svc.id, &key.src, key.v6, now_ms)
+        && let Some(bid) = w.persist.get(svc.id, &client, key.v6, now_ms)
         && let Some(i) = svc.backends.iter().position(|b| b.id == bid && b.weight > 0)
     {
-        w.persist.put(svc.id, key.src, key.v6, bid, now_ms + svc.persistence_ms);
+        w.persist.put(svc.id, client, key.v6, bid, now_ms + svc.persistence_ms);
         return Some(i);
     }
     let Worker { cursors, load, .. } = w;
     let cursor = cursors.get_mut(svc.id as usize)?;
+    let request = sched::Client {
+        src: key.src,
+        dst: key.dst,
+        v6: key.v6,
+        port: if svc.hash_ports { key.src_port } else { 0 },
+        hash: if matches!(svc.plan, sched::Plan::Mh(_)) { source_hash(svc, key) } else { 0 },
+        fallback: svc.fallback,
+        now_ms,
+    };
     let i = sched::pick(
         &svc.plan,
         &svc.weights,
         cursor,
         |i| load.get(svc.backends[i].id as usize).copied().unwrap_or_default(),
-        source_hash(svc, key),
+        &request,
     )?;
     if svc.persistence_ms > 0 {
-        w.persist.put(svc.id, key.src, key.v6, svc.backends[i].id, now_ms + svc.persistence_ms);
+        w.persist.put(svc.id, client, key.v6, svc.backends[i].id, now_ms + svc.persistence_ms);
     }
     Some(i)
 }
@@ -440,7 +478,23 @@ fn new_flow(
     if key.proto == ip_proto::TCP {
         c.state = tcp_transition(TcpState::None, event.unwrap_or(TcpEvent::Ack), Dir::Orig, svc.backends[bi].mode);
     }
-    if let Err(v) = open(w, t, svc, bi, key, &mut c, now_ms, true) {
+    if svc.one_packet {
+        // IPVS's one-packet scheduling: this datagram alone; the next is scheduled afresh.
+        c.orig = *key;
+        (c.backend_id, c.service_id, c.mode) = (svc.backends[bi].id, svc.id, svc.backends[bi].mode);
+        c.tunnel_port = svc.backends[bi].tunnel_port;
+        let b = svc.backends[bi];
+        let port = if svc.key.port == 0 { key.dst_port } else { b.port };
+        c.reply =
+            FlowKey { src: b.addr, dst: key.src, src_port: port, dst_port: key.src_port, proto: key.proto, v6: b.v6 };
+        w.counters.one_packet += 1;
+        for s in [w.counters.services.get_mut(svc.id as usize)].into_iter().flatten() {
+            s.conns += 1;
+        }
+        for b in [w.counters.backends.get_mut(c.backend_id as usize)].into_iter().flatten() {
+            b.conns += 1;
+        }
+    } else if let Err(v) = open(w, t, svc, bi, key, &mut c, now_ms, true) {
         return v;
     }
     count(w, &c, Dir::Orig, f.data().len());

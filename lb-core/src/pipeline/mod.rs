@@ -71,6 +71,8 @@ pub struct WorkerConfig {
     pub neigh: crate::neigh::NeighParams,
     /// Key of the SYN proxy's cookies (random per lbd process).
     pub synproxy_secret: u64,
+    /// Workers sharing the backends' connection thresholds (each holds its share).
+    pub workers: u32,
 }
 
 impl Default for WorkerConfig {
@@ -88,6 +90,7 @@ impl Default for WorkerConfig {
             max_backends: 65536,
             neigh: crate::neigh::NeighParams::default(),
             synproxy_secret: 0x5359_4e43_4f4f_4b49,
+            workers: 1,
         }
     }
 }
@@ -127,6 +130,7 @@ pub struct Worker {
     /// the last `take_sync_events` (reserved once, never grown).
     sync_on: bool,
     sync_out: Vec<crate::sync::SyncEvent>,
+    workers: u32,
 }
 
 impl Worker {
@@ -154,6 +158,7 @@ impl Worker {
             generation: 0,
             sync_on: false,
             sync_out: Vec::with_capacity(sync::MAX_SYNC_EVENTS),
+            workers: cfg.workers,
         }
     }
 
@@ -290,6 +295,14 @@ impl Worker {
         // A new snapshot: ids are stable, but rr/wrr positions restart as IPVS's do when
         // a service's destinations change.
         self.cursors.iter_mut().for_each(|c| *c = Cursor::default());
+        // Connection thresholds count all workers' connections, as IPVS counts all CPUs': each
+        // worker holds its share (the traffic is spread evenly by RSS or steering).
+        let share = |t: u32| t.div_ceil(self.workers.max(1));
+        for b in table.services().iter().flat_map(|s| &s.backends) {
+            if let Some(l) = self.load.get_mut(b.id as usize) {
+                l.set_thresholds(share(b.upper_threshold), share(b.lower_threshold));
+            }
+        }
         for (addr, v6, mac, port) in &table.network.static_neighbours {
             self.neigh.insert_static(addr, *v6, *mac, *port);
         }

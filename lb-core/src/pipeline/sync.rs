@@ -2,7 +2,7 @@
 //! becomes an entry here. The design and the wire format are in `crate::sync`.
 
 use super::Worker;
-use super::forward::{add_load, timeout_ms, unload};
+use super::forward::{add_load, recount, timeout_ms, unload};
 use crate::conntrack::{Conn, ConnId, Dir, TcpState};
 use crate::service::Table;
 use crate::sync::{SyncEvent, SyncKind};
@@ -178,8 +178,7 @@ pub(super) fn apply(w: &mut Worker, t: &Table, ev: &SyncEvent, now_ms: u64) -> b
 fn set_state(w: &mut Worker, id: ConnId, next: TcpState) {
     let c = *w.conns.get(id);
     if c.state != next {
-        unload(&mut w.load, &c);
         w.conns.set_state(id, next);
-        add_load(&mut w.load, w.conns.get(id));
+        recount(&mut w.load, &c, w.conns.get(id));
     }
 }

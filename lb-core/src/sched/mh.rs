@@ -115,6 +115,27 @@ impl MaglevTable {
         (b != EMPTY).then_some(usize::from(b))
     }
 
+    /// `ip_vs_mh_schedule`: the client's backend when available; otherwise none, or with
+    /// mh-fallback the next available backend in the table after its slot (IPVS re-hashes with
+    /// growing offsets: a different walk with the same outcome, another available backend
+    /// chosen the same way by every node).
+    pub fn pick(&self, weights: &[u32], load: &impl Fn(usize) -> super::Load, client: &super::Client) -> Option<usize> {
+        let home = self.slot_of(client.hash);
+        let first = self.lookup(client.hash)?;
+        if super::available(weights, load, first) {
+            return Some(first);
+        }
+        if !client.fallback {
+            return None;
+        }
+        let n = self.slots.len();
+        (1..n)
+            .map(|k| self.slots[(home + k) % n])
+            .filter(|b| *b != EMPTY)
+            .map(usize::from)
+            .find(|i| super::available(weights, load, *i))
+    }
+
     /// The slot a hash falls in (multiply-shift range reduction of the hash's high half).
     #[inline]
     pub fn slot_of(&self, hash: u64) -> usize {

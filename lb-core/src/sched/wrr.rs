@@ -3,7 +3,7 @@
 //! least the current weight. Over a cycle each backend gets exactly weight/gcd connections,
 //! the heavier ones first.
 
-use super::{Cursor, gcd_of};
+use super::{Cursor, Load, gcd_of};
 
 /// Precomputed per service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +20,7 @@ impl Params {
 
 /// The next backend. The cursor's index is a position in IPVS's circular list: 0 is the list
 /// head (where a fresh cursor starts and where the current weight steps down), k is backend k-1.
-pub fn pick(weights: &[u32], p: &Params, cursor: &mut Cursor) -> Option<usize> {
+pub fn pick(weights: &[u32], load: &impl Fn(usize) -> Load, p: &Params, cursor: &mut Cursor) -> Option<usize> {
     let n = weights.len();
     if n == 0 || p.max_weight == 0 {
         return None;
@@ -40,7 +40,7 @@ pub fn pick(weights: &[u32], p: &Params, cursor: &mut Cursor) -> Option<usize> {
         } else {
             pos = if pos == n { 0 } else { pos + 1 };
         }
-        if pos != 0 && i64::from(weights[pos - 1]) >= cw {
+        if pos != 0 && i64::from(weights[pos - 1]) >= cw && !load(pos - 1).overloaded {
             cursor.index = u32::try_from(pos).unwrap_or(0);
             cursor.current_weight = cw;
             return Some(pos - 1);
@@ -59,7 +59,7 @@ mod tests {
     fn sequence(weights: &[u32], count: usize) -> Vec<usize> {
         let p = Params::new(weights);
         let mut c = Cursor::default();
-        (0..count).map(|_| pick(weights, &p, &mut c).unwrap()).collect()
+        (0..count).map(|_| pick(weights, &|_| Load::default(), &p, &mut c).unwrap()).collect()
     }
 
     #[test]
@@ -84,6 +84,15 @@ mod tests {
     #[test]
     fn nothing_when_all_drained() {
         let p = Params::new(&[0, 0]);
-        assert_eq!(pick(&[0, 0], &p, &mut Cursor::default()), None);
+        assert_eq!(pick(&[0, 0], &|_| Load::default(), &p, &mut Cursor::default()), None);
+    }
+
+    #[test]
+    fn an_overloaded_backend_is_passed_over() {
+        let p = Params::new(&[4, 3, 2]);
+        let mut c = Cursor::default();
+        let over = |i: usize| Load { overloaded: i == 0, ..Load::default() };
+        let seq: Vec<_> = (0..5).map(|_| pick(&[4, 3, 2], &over, &p, &mut c).unwrap()).collect();
+        assert_eq!(seq, [1, 1, 2, 1, 2]);
     }
 }

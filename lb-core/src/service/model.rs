@@ -111,6 +111,33 @@ pub struct BackendModel {
     /// UDP port of the backend's GUE receiver (gue mode only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gue_port: Option<u16>,
+    /// Upper connection threshold (ipvsadm -x): once the backend holds this many connections
+    /// it is overloaded and gets no new one; 0 for no limit.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub upper_threshold: u32,
+    /// Lower connection threshold (ipvsadm -y): an overloaded backend takes new connections
+    /// again below it; 0 means below three quarters of the upper threshold, as in IPVS.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lower_threshold: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl BackendModel {
+    /// A backend at `address` with every other setting at its default.
+    pub fn at(address: IpAddr) -> BackendModel {
+        BackendModel {
+            address,
+            port: 0,
+            weight: 1,
+            mode: Mode::default(),
+            gue_port: None,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        }
+    }
 }
 
 /// A virtual service as configured.
@@ -127,12 +154,24 @@ pub struct ServiceModel {
     /// Persistence timeout in seconds (ipvsadm -p); 0 disables it.
     #[serde(default)]
     pub persistence: u32,
+    /// Persistence granularity (ipvsadm -M), as a prefix length: the clients of one prefix
+    /// share a backend. None: each address on its own (32 or 128).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence_prefix: Option<u8>,
     /// Maglev table size (prime), for the mh scheduler.
     #[serde(default = "default_maglev_size")]
     pub maglev_size: u32,
     /// Hash the client port too (sh and mh), like IPVS's sh-port / mh-port flags.
     #[serde(default)]
     pub hash_ports: bool,
+    /// sh-fallback / mh-fallback (ipvsadm -b): a client whose hashed backend cannot take it
+    /// (weight 0, overloaded) goes to the next one that can, instead of being refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fallback: bool,
+    /// One-packet scheduling (ipvsadm -o, UDP only): every datagram is scheduled on its own
+    /// and no connection is kept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub one_packet: bool,
     /// Answer SYNs with SYN cookies and open the backend connection only for a valid ACK
     /// (DPVS's synproxy): TCP services with nat or fnat backends.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -216,6 +255,27 @@ impl fmt::Display for ModelError {
 impl std::error::Error for ModelError {}
 
 impl ServiceModel {
+    /// A service with every setting at its default (ipvsadm's: wlc, no persistence).
+    pub fn new(vip: IpAddr, port: u16, protocol: Protocol) -> ServiceModel {
+        ServiceModel {
+            vip,
+            port,
+            protocol,
+            scheduler: Kind::default(),
+            persistence: 0,
+            persistence_prefix: None,
+            maglev_size: default_maglev_size(),
+            hash_ports: false,
+            fallback: false,
+            one_packet: false,
+            synproxy: false,
+            check: None,
+            passive: None,
+            sorry_server: None,
+            backends: Vec::new(),
+        }
+    }
+
     pub(super) fn kind_needs_maglev(&self) -> bool {
         self.scheduler == Kind::Mh
     }

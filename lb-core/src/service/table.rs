@@ -21,6 +21,9 @@ pub struct Backend {
     pub state: BackendState,
     /// The service's sorry server, in the list only while no other backend is up.
     pub sorry: bool,
+    /// Connection thresholds (ipvsadm -x, -y); 0 for none.
+    pub upper_threshold: u32,
+    pub lower_threshold: u32,
 }
 
 impl Backend {
@@ -42,7 +45,13 @@ pub struct Service {
     pub backends: Vec<Backend>,
     pub weights: Vec<u32>,
     pub persistence_ms: u64,
+    /// Persistence granularity: the client address under this mask (ipvsadm -M).
+    pub persistence_mask: [u8; 16],
     pub hash_ports: bool,
+    /// sh-fallback, mh-fallback.
+    pub fallback: bool,
+    /// One-packet scheduling (ipvsadm -o): no connection kept.
+    pub one_packet: bool,
     pub synproxy: bool,
     /// False when no backend is up (health checks failed them, or every weight is 0): the
     /// signal to withdraw the VIP. The sorry server, if any, serves meanwhile.
@@ -175,10 +184,37 @@ fn backend_of(
     if backends.iter().any(|b| b.is_at(addr, v6, port)) {
         return Err(ModelError(format!("{}: duplicate backend", bat("address"))));
     }
+    if bm.lower_threshold > bm.upper_threshold {
+        return Err(ModelError(format!(
+            "{}: {} is above the upper threshold {} (IPVS refuses it too)",
+            bat("lower_threshold"),
+            bm.lower_threshold,
+            bm.upper_threshold
+        )));
+    }
     let prev_id = prev.and_then(|p| p.backends.iter().find(|b| b.is_at(addr, v6, port))).map(|b| b.id);
     let id = backend_ids.claim(prev_id)?;
     let state = if bm.weight == 0 { BackendState::Draining } else { BackendState::Up };
-    Ok(Backend { id, addr, v6, port, weight: bm.weight, mode: bm.mode, tunnel_port, state, sorry: false })
+    Ok(Backend {
+        id,
+        addr,
+        v6,
+        port,
+        weight: bm.weight,
+        mode: bm.mode,
+        tunnel_port,
+        state,
+        sorry: false,
+        upper_threshold: bm.upper_threshold,
+        lower_threshold: bm.lower_threshold,
+    })
+}
+
+/// The mask of a prefix of `len` bits (IPv4 in the first four bytes).
+fn prefix_mask(len: u8, v6: bool) -> [u8; 16] {
+    let bits = if v6 { 128 } else { 32 };
+    let ones = u128::MAX.checked_shl(128 - u32::from(len.min(bits))).unwrap_or(0);
+    ones.to_be_bytes()
 }
 
 impl Table {
@@ -221,6 +257,23 @@ impl Table {
             }
             if sm.synproxy && sm.protocol != Protocol::Tcp {
                 return Err(ModelError(format!("{}: SYN proxy is for TCP services", at("synproxy"))));
+            }
+            if sm.one_packet && sm.protocol != Protocol::Udp {
+                return Err(ModelError(format!("{}: one-packet scheduling is for UDP services", at("one_packet"))));
+            }
+            if sm.one_packet && sm.backends.iter().any(|b| b.mode == Mode::Fnat) {
+                return Err(ModelError(format!(
+                    "{}: full-NAT replies need their connection: not with fnat backends",
+                    at("one_packet")
+                )));
+            }
+            let max_prefix = if key.v6 { 128 } else { 32 };
+            let prefix = sm.persistence_prefix.unwrap_or(max_prefix);
+            if prefix > max_prefix || prefix == 0 {
+                return Err(ModelError(format!(
+                    "{}: {prefix} is not a prefix length of 1 to {max_prefix}",
+                    at("persistence_prefix")
+                )));
             }
             if sm.kind_needs_maglev() && (!sched::mh::is_prime(sm.maglev_size) || sm.maglev_size > sched::mh::MAX_SIZE)
             {
@@ -285,7 +338,10 @@ impl Table {
                 backends,
                 weights,
                 persistence_ms: u64::from(sm.persistence) * 1000,
+                persistence_mask: prefix_mask(prefix, key.v6),
                 hash_ports: sm.hash_ports,
+                fallback: sm.fallback,
+                one_packet: sm.one_packet,
                 synproxy: sm.synproxy,
                 up,
                 model: sm.clone(),
