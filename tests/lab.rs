@@ -169,6 +169,11 @@ fn lab_scale_out_nat_flows_survive_through_connection_sync() {
 }
 
 #[test]
+fn lab_gre_tunnel_backends_serve_real_traffic() {
+    scenario("gre");
+}
+
+#[test]
 fn lab_takeover_keeps_every_connection() {
     scenario("takeover");
 }

@@ -110,6 +110,7 @@ pub fn decrement_ttl(pkt: &mut [u8], l3: usize, v6: bool) -> bool {
 pub enum Tunnel {
     Ipip,
     Gue { src_port: u16, dst_port: u16 },
+    Gre,
 }
 
 /// Bytes the tunnel adds.
@@ -117,6 +118,7 @@ pub fn tunnel_overhead(t: Tunnel, outer: &Endpoints) -> usize {
     match t {
         Tunnel::Ipip => encap::ipip_overhead(outer),
         Tunnel::Gue { .. } => encap::gue_overhead(outer),
+        Tunnel::Gre => encap::gre_overhead(outer),
     }
 }
 
@@ -148,6 +150,7 @@ pub fn encapsulate(
         Tunnel::Gue { src_port, dst_port } => {
             encap::emit_gue(&mut d[l3..], outer, inner_v6, inner_len, src_port, dst_port, f)
         }
+        Tunnel::Gre => encap::emit_gre(&mut d[l3..], outer, inner_v6, inner_len, f),
     }
     true
 }

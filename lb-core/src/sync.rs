@@ -386,7 +386,7 @@ fn tcp_state(b: u8) -> Option<TcpState> {
 }
 
 fn mode(b: u8) -> Option<Mode> {
-    [Mode::Nat, Mode::Fnat, Mode::Dr, Mode::Tun, Mode::Gue].into_iter().find(|m| *m as u8 == b)
+    [Mode::Nat, Mode::Fnat, Mode::Dr, Mode::Tun, Mode::Gue, Mode::Gre].into_iter().find(|m| *m as u8 == b)
 }
 
 /// What a receiver remembers of one peer: its epoch and which of its recent sequence numbers

@@ -374,6 +374,35 @@ fn table() -> Vec<Fixture> {
         eth(backend_mac(15), LB1, EtherType::IPV4, &gue_outer.packet(IpNumber::UDP, &udp)),
     ));
 
+    // --- gre: outer IPv4 (protocol 47), a 4-byte GRE header naming the inner EtherType; an IPv6
+    // service's packet goes to its IPv4 backend the same way.
+    let gre_key = FlowKey::v4(c4(2), c4(108), 40008, 80, 6);
+    let mut gre = vec![0, 0, 0x08, 0x00];
+    gre.extend_from_slice(&tcp4(&V4::new(c4(2), c4(108)).ttl(63), 40008, 80, SYN, b""));
+    let mut gre_outer = V4::new(b4(1), b4(14));
+    gre_outer.ident = ((entropy(&gre_key) >> 32) & 0xffff) as u16;
+    t.push(tx(
+        "gre: the client's packet is encapsulated in GRE to the backend",
+        0,
+        eth(LB0, client_mac(2), EtherType::IPV4, &tcp4(&V4::new(c4(2), c4(108)), 40008, 80, SYN, b"")),
+        1,
+        eth(backend_mac(14), LB1, EtherType::IPV4, &gre_outer.packet(IpNumber::GRE, &gre)),
+    ));
+    let vip6 = c6_vip(0x08);
+    let key6 = FlowKey { src: c6(2), dst: vip6, src_port: 40009, dst_port: 80, proto: 6, v6: true };
+    let mut gre6 = vec![0, 0, 0x86, 0xdd];
+    gre6.extend_from_slice(&tcp6(&V6::new(c6(2), vip6).hop(63), 40009, 80, SYN, b""));
+    let mut gre6_outer = V4::new(b4(1), b4(14));
+    gre6_outer.ident = ((entropy(&key6) >> 32) & 0xffff) as u16;
+    // IPv6 inside: the outer DF bit is set (IPv6 is never fragmented on the way).
+    t.push(tx(
+        "gre: an IPv6 service's packet goes in GRE over IPv4 to its IPv4 backend",
+        0,
+        eth(LB0, client_mac(2), EtherType::IPV6, &tcp6(&V6::new(c6(2), vip6), 40009, 80, SYN, b"")),
+        1,
+        eth(backend_mac(14), LB1, EtherType::IPV4, &gre6_outer.packet(IpNumber::GRE, &gre6)),
+    ));
+
     // --- fragments: the first fragment is scheduled; the next follows it; an orphan is dropped.
     let payload: Vec<u8> = (0u8..24).collect();
     let whole_in = udp4_segment(c4(2), c4(105), 6000, 5353, &payload);

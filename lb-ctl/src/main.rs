@@ -655,6 +655,7 @@ fn forward_name(m: Mode) -> &'static str {
         Mode::Dr => "Route",
         Mode::Tun => "Tunnel",
         Mode::Gue => "GUE",
+        Mode::Gre => "GRE",
     }
 }
 

@@ -8,6 +8,7 @@
 # synflood (the SYN proxy against a spoofed SYN flood, and the embryonic cap without it);
 # exception (the kernel interface of the exception path, and a flood at the LB's address);
 # takeover (lbd --takeover under 1,000 live nat and fnat connections and iperf3);
+# gre (GRE tunnel backends, decapsulated in user space, serving real HTTP and iperf3);
 # health-http, health-tcp, health-udp, health-passive (a backend dies under load and returns).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -288,6 +289,42 @@ backend = [{ address = \"10.0.0.11\", mode = \"$scenario\" }, { address = \"10.0
         fi
     done
     check "$scenario: each backend receives the client's SYN to the VIP inside $scenario from the LB (rr)"
+    ;;
+gre)
+    # IPVS's -i --tun-type gre. This kernel has no ip_gre module: each backend decapsulates in
+    # user space (ipipd.py --gre, a TUN device) and answers the client directly from the VIP.
+    lab_setup one-armed
+    for i in 1 2; do
+        backend_holds_vip "$(ns_b $i)" 10.0.0.100
+        ip netns exec "$(ns_b $i)" "$LAB_PY" "$here/ipipd.py" --gre --name "gre$i$LAB_ID" >/dev/null 2>&1 &
+        LAB_PIDS+=($!)
+        # The kernel does not know protocol 47 and would answer "protocol unreachable".
+        echo "table ip noproto { chain out { type filter hook output priority 0; icmp type destination-unreachable icmp code 2 drop; }; }" |
+            in_ns "$(ns_b $i)" nft -f -
+    done
+    lab_start_lbd '[[service]]
+vip = "10.0.0.100"
+port = 8080
+scheduler = "rr"
+backend = [{ address = "10.0.0.11", mode = "gre" }, { address = "10.0.0.12", mode = "gre" }]
+[[service]]
+vip = "10.0.0.100"
+port = 5201
+scheduler = "sh"
+backend = [{ address = "10.0.0.11", mode = "gre" }, { address = "10.0.0.12", mode = "gre" }]' || fail "lbd did not start"
+    ping_vip 10.0.0.100
+    cap=$LAB_DIR/gre.cap
+    ip netns exec "$(ns_b 1)" timeout 15 tcpdump -ni "b1$LAB_ID" -c 1 -v 'ip proto 47' > "$cap" 2>/dev/null &
+    capture=$!
+    sleep 1
+    lab_curl http://10.0.0.100:8080/ 1 >/dev/null
+    expect_spread "$(lab_curl http://10.0.0.100:8080/ 10 | tally)" "$(printf 'backend-1 5\nbackend-2 5')" "gre rr spreads 10 HTTP connections 5/5 through GRE"
+    wait "$capture" 2>/dev/null || true
+    grep -q "10.0.0.1 > 10.0.0.11: GREv0" "$cap" || fail "backend 1 saw no GREv0 packet from the LB: $(cat "$cap")"
+    check "the backend receives GREv0 from the LB's address"
+    # A capped stream: the backends decapsulate in Python.
+    out=$(in_ns "$NS_C" iperf3 -c 10.0.0.100 -p 5201 -t 2 -b 50M -J 2>&1) || fail "iperf3 through GRE failed: $(echo "$out" | tail -3)"
+    check "iperf3 through GRE: $(echo "$out" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]) // 1000000)') Mbit/s"
     ;;
 ctl)
     LBCTL=${LBCTL:-$(cd "$here/../.." && pwd)/target/debug/lbctl}

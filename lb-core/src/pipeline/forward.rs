@@ -547,7 +547,7 @@ fn open(
             }
             r
         }
-        Mode::Dr | Mode::Tun | Mode::Gue => {
+        Mode::Dr | Mode::Tun | Mode::Gue | Mode::Gre => {
             FlowKey { src: b.addr, src_port: backend_port, proto: key.proto, v6: b.v6, ..Default::default() }
         }
     };

@@ -77,6 +77,7 @@ pub(super) fn send_for_conn(
     // and dr packets do not pay for it.
     let (tunnel, entropy) = match (dir, c.mode) {
         (Dir::Orig, Mode::Tun) => (Some(Tunnel::Ipip), fast_hash(&c.orig, 0)),
+        (Dir::Orig, Mode::Gre) => (Some(Tunnel::Gre), fast_hash(&c.orig, 0)),
         (Dir::Orig, Mode::Gue) => {
             let entropy = fast_hash(&c.orig, 0);
             (Some(Tunnel::Gue { src_port: 0xc000 | (entropy & 0x3fff) as u16, dst_port: c.tunnel_port }), entropy)

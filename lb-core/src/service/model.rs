@@ -24,6 +24,8 @@ pub enum Mode {
     Tun,
     /// Generic UDP Encapsulation to the backend.
     Gue,
+    /// GRE (RFC 2784) to the backend (ipvsadm -i --tun-type gre).
+    Gre,
 }
 
 impl Mode {
@@ -40,6 +42,7 @@ impl Mode {
             Mode::Dr => "dr",
             Mode::Tun => "tun",
             Mode::Gue => "gue",
+            Mode::Gre => "gre",
         }
     }
 }
@@ -53,7 +56,10 @@ impl std::str::FromStr for Mode {
             "dr" => Mode::Dr,
             "tun" => Mode::Tun,
             "gue" => Mode::Gue,
-            other => return Err(format!("unknown forwarding mode '{other}' (expected nat, fnat, dr, tun or gue)")),
+            "gre" => Mode::Gre,
+            other => {
+                return Err(format!("unknown forwarding mode '{other}' (expected nat, fnat, dr, tun, gue or gre)"));
+            }
         })
     }
 }

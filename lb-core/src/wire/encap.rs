@@ -1,11 +1,17 @@
-//! Builders for the tunnel headers the `tun` and `gue` forwarding modes put in front of a client
-//! packet: IP-in-IP (RFC 2003), IPv6-in-IPv6 / IPv4-in-IPv6 / IPv6-in-IPv4 (RFC 2473, RFC 4213),
-//! and Generic UDP Encapsulation (GUE, draft-ietf-intarea-gue) version 0 with no extension fields.
+//! Builders for the tunnel headers the `tun`, `gue` and `gre` forwarding modes put in front of a
+//! client packet: IP-in-IP (RFC 2003), IPv6-in-IPv6 / IPv4-in-IPv6 / IPv6-in-IPv4 (RFC 2473,
+//! RFC 4213), Generic UDP Encapsulation (GUE, draft-ietf-intarea-gue) version 0 with no
+//! extension fields, and GRE (RFC 2784) without checksum, key or sequence number, as IPVS's
+//! `--tun-type gre` sends it by default.
 
 use super::{checksum, ip_proto, ipv4, ipv6, udp};
 
 /// GUE base header length (version 0, no optional fields).
 pub const GUE_HEADER_LEN: usize = 4;
+/// GRE base header length (RFC 2784, no checksum).
+pub const GRE_HEADER_LEN: usize = 4;
+/// IP protocol number of GRE.
+pub const IPPROTO_GRE: u8 = 47;
 
 /// Outer addresses of a tunnel; the outer family is the backend's family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +43,11 @@ pub fn ipip_overhead(outer: &Endpoints) -> usize {
 /// Bytes a GUE encapsulation adds (outer IP, UDP, GUE header).
 pub fn gue_overhead(outer: &Endpoints) -> usize {
     outer.ip_header_len() + udp::HEADER_LEN + GUE_HEADER_LEN
+}
+
+/// Bytes a GRE encapsulation adds (outer IP, GRE header).
+pub fn gre_overhead(outer: &Endpoints) -> usize {
+    outer.ip_header_len() + GRE_HEADER_LEN
 }
 
 /// Per-packet values of the outer header.
@@ -115,9 +126,30 @@ pub fn emit_gue(
     }
 }
 
+/// Writes outer IP and a GRE header (no flags, version 0, the inner packet's EtherType) at the
+/// start of `buf`; the inner packet of `inner_len` bytes follows.
+pub fn emit_gre(buf: &mut [u8], outer: &Endpoints, inner_is_v6: bool, inner_len: usize, f: &OuterFields) {
+    let ip_len = outer.ip_header_len();
+    emit_outer_ip(buf, outer, IPPROTO_GRE, GRE_HEADER_LEN + inner_len, f);
+    let ethertype: u16 = if inner_is_v6 { 0x86dd } else { 0x0800 };
+    buf[ip_len..ip_len + 2].copy_from_slice(&[0, 0]);
+    buf[ip_len + 2..ip_len + GRE_HEADER_LEN].copy_from_slice(&ethertype.to_be_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gre_v4_header() {
+        let outer = Endpoints::V4 { src: [10, 1, 0, 1], dst: [10, 1, 0, 2] };
+        let mut buf = vec![0xa5u8; gre_overhead(&outer) + 40];
+        emit_gre(&mut buf, &outer, true, 40, &F);
+        let p = ipv4::Packet::new_checked(&buf[..]).unwrap();
+        assert_eq!((p.protocol(), p.total_len(), p.ident()), (47, 64, 0x1234));
+        assert!(p.verify_checksum());
+        assert_eq!(&buf[20..24], &[0, 0, 0x86, 0xdd], "no flags, version 0, IPv6 inside");
+    }
 
     const F: OuterFields = OuterFields { ttl: 64, dscp_ecn: 0, dont_frag: true, entropy: 0x1234 };
 
