@@ -37,7 +37,7 @@ fn an_upper_threshold_overloads_a_backend_until_it_falls_below_the_lower() {
          { address = \"10.1.0.12\", weight = 1 }]\n",
     );
     let mut w = worker();
-    let mut to = |w: &mut Worker, sport: u16, f: Flags, now: u64| {
+    let to = |w: &mut Worker, sport: u16, f: Flags, now: u64| {
         let (v, out) = run_on(w, &t, 0, &tcp(2, sport, f), now);
         assert_eq!(v, Verdict::Tx(1));
         backend_of(&out)
@@ -46,7 +46,11 @@ fn an_upper_threshold_overloads_a_backend_until_it_falls_below_the_lower() {
     assert_eq!([to(&mut w, 1, SYN, 10), to(&mut w, 2, SYN, 30_000)], [11, 11]);
     assert_eq!([to(&mut w, 3, SYN, 30_000), to(&mut w, 4, SYN, 30_000)], [12, 12], "11 holds 2: overloaded");
     // (The sweep visits 64 entries a call: 16 calls cover the table.)
-    let sweep = |w: &mut Worker, now: u64| (0..16).for_each(|_| drop(w.expire(now)));
+    let sweep = |w: &mut Worker, now: u64| {
+        for _ in 0..16 {
+            w.expire(now);
+        }
+    };
     sweep(&mut w, 60_500);
     assert_eq!(to(&mut w, 5, SYN, 60_500), 12, "1 connection left: not below the lower threshold of 1");
     sweep(&mut w, 90_500);
