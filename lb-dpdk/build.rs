@@ -74,6 +74,7 @@ fn main() {
              char *lb_pktmbuf_prepend(struct rte_mbuf *, uint16_t);\n\
              char *lb_pktmbuf_append(struct rte_mbuf *, uint16_t);\n\
              int lb_pktmbuf_trim(struct rte_mbuf *, uint16_t);\n\
+             char *lb_pktmbuf_adj(struct rte_mbuf *, uint16_t);\n\
              uint64_t lb_rdtsc(void);\nuint64_t lb_tsc_hz(void);\nint lb_errno(void);\nvoid lb_prefetch0(const void *);\n\
              uint16_t lb_mbuf_refcnt_read(const struct rte_mbuf *);\nvoid lb_mbuf_refcnt_update(struct rte_mbuf *, int16_t);\n",
         )

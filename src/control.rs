@@ -365,7 +365,11 @@ fn stats(rt: &Runtime) -> Vec<WorkerView> {
                     .iter()
                     .map(|r| (r.name(), s.counters.drop_count(*r)))
                     .chain(host_drops(&s.loops))
-                    .chain([("sync_lost", s.counters.sync_lost), ("sync_refused", s.counters.sync_refused)])
+                    .chain([
+                        ("sync_lost", s.counters.sync_lost),
+                        ("sync_refused", s.counters.sync_refused),
+                        ("vlan_no_headroom", s.loops.vlan_no_headroom),
+                    ])
                     .filter(|(_, n)| *n > 0)
                     .map(|(r, n)| (r.to_string(), n))
                     .collect(),

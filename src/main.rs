@@ -102,7 +102,9 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| format!("cannot handle signal {sig}: {e}"))?;
     }
-    let devices: Vec<&str> = cfg.network.interfaces.iter().map(|i| i.device.as_deref().unwrap_or_default()).collect();
+    // One DPDK port per device; VLAN interfaces share their device's port.
+    let (device_list, physical) = lb_core::net::physical_ports(&cfg.network);
+    let devices: Vec<&str> = device_list.iter().map(String::as_str).collect();
     let mut no_huge = cfg.eal.no_huge;
     if !no_huge && free_hugepages() == 0 {
         eprintln!(
@@ -142,17 +144,19 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
             .map_err(|e| format!("mempool: {e}"))?,
     );
     let mut ports = Vec::new();
-    for (i, itf) in cfg.network.interfaces.iter().enumerate() {
+    for (d, device) in devices.iter().enumerate() {
+        let on_it = || cfg.network.interfaces.iter().enumerate().filter(|(i, _)| usize::from(physical[*i]) == d);
+        let (i, itf) = on_it().next().ok_or_else(|| format!("device '{device}': no interface"))?;
         let pc = PortConfig {
             queues: u16::try_from(workers).unwrap_or(1),
             descriptors: cfg.workers.descriptors,
-            mtu: itf.mtu,
+            // The largest MTU of the device's interfaces (drivers allow for a VLAN tag on top).
+            mtu: on_it().map(|(_, x)| x.mtu).max().unwrap_or(itf.mtu),
             promiscuous: true,
         };
-        let device = itf.device.as_deref().unwrap_or_default();
         let port = Port::open(device, &pc, &pool)
             .map_err(|e| format!("network.interface[{i}] ({}).device '{device}': {e}", itf.name))?;
-        if usize::from(port.id.0) != i {
+        if usize::from(port.id.0) != d {
             return Err(format!(
                 "network.interface[{i}] ({}): DPDK numbered it port {}; list interfaces in the order EAL probes them",
                 itf.name, port.id.0
@@ -172,7 +176,8 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
         taps: tap_ports.iter().map(|t| t.as_ref().map(|t| t.id)).collect(),
         limits: ExceptionLimits { rate: cfg.exception.rate, burst: cfg.exception.burst },
     });
-    let macs: Vec<MacAddr> = ports.iter().map(|p| MacAddr(p.mac)).collect();
+    // Each interface has its device's MAC.
+    let macs: Vec<MacAddr> = physical.iter().map(|d| MacAddr(ports[usize::from(*d)].mac)).collect();
     let network = Network::build(&cfg.network, &macs).map_err(|e| e.0)?;
     let model = handed.as_ref().map_or_else(|| services_model(cfg), |(h, _)| h.model.clone());
     let timeouts = handed.as_ref().map_or(cfg.timeouts, |(h, _)| h.timeouts);
@@ -352,7 +357,9 @@ fn open_taps(
         }
         let pc = PortConfig { queues: 1, descriptors: 512, mtu: itf.mtu, promiscuous: false };
         let tap = Port::open(device, &pc, pool).map_err(|e| format!("{at}: TAP port '{device}': {e}"))?;
-        ffi::set_mac_addr(tap.id, ports[i].mac).map_err(|e| format!("{at}: setting the MAC: {e}"))?;
+        let (_, physical) = lb_core::net::physical_ports(&cfg.network);
+        let mac = ports[usize::from(physical[i])].mac;
+        ffi::set_mac_addr(tap.id, mac).map_err(|e| format!("{at}: setting the MAC: {e}"))?;
         hostif::configure(itf).map_err(|e| format!("{at}: {e}"))?;
         tap_ports.push(Some(tap));
     }

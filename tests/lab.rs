@@ -174,6 +174,11 @@ fn lab_gre_tunnel_backends_serve_real_traffic() {
 }
 
 #[test]
+fn lab_vlan_trunk_carries_two_interfaces() {
+    scenario("vlan");
+}
+
+#[test]
 fn lab_takeover_keeps_every_connection() {
     scenario("takeover");
 }

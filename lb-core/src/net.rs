@@ -38,6 +38,11 @@ pub struct InterfaceModel {
     /// Name of that kernel interface (at most 15 bytes); the interface's `name` by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exception_interface: Option<String>,
+    /// 802.1Q VLAN id (1-4094): the interface is that VLAN of its device, whose frames carry
+    /// the tag. Several interfaces may share a device, each with its own VLAN (at most one
+    /// without: the untagged frames).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
 }
 
 /// Longest name Linux gives an interface (IFNAMSIZ less its terminating zero).
@@ -119,6 +124,9 @@ pub struct Port {
     /// Frames for the port's own addresses that lbd does not serve go to the host's kernel
     /// interface (and ARP/ND answers to the host's own requests with them).
     pub exception: bool,
+    /// The physical (DPDK) port this interface is on, and its VLAN there.
+    pub phys: u16,
+    pub vlan: Option<u16>,
 }
 
 /// The built network.
@@ -130,11 +138,32 @@ pub struct Network {
     /// Peers' full-NAT local addresses (both families).
     pub peer_local: Vec<([u8; 16], bool)>,
     pub static_neighbours: Vec<([u8; 16], bool, MacAddr, u16)>,
+    /// Some interface has a VLAN: frames are mapped between physical ports and interfaces
+    /// (`pipeline::vlan_ingress`, `vlan_egress`).
+    pub has_vlans: bool,
+}
+
+/// The physical ports behind a network's interfaces: the distinct devices in the order they
+/// first appear (the order DPDK numbers them), and each interface's index among them.
+/// Interfaces without a device (tests) each have their own.
+pub fn physical_ports(model: &NetworkModel) -> (Vec<String>, Vec<u16>) {
+    let mut devices: Vec<String> = Vec::new();
+    let mut phys = Vec::with_capacity(model.interfaces.len());
+    for (i, im) in model.interfaces.iter().enumerate() {
+        let key = im.device.clone().unwrap_or_else(|| format!("#interface{i}"));
+        let at = devices.iter().position(|d| *d == key).unwrap_or_else(|| {
+            devices.push(key);
+            devices.len() - 1
+        });
+        phys.push(u16::try_from(at).unwrap_or(u16::MAX));
+    }
+    (devices, phys)
 }
 
 impl Network {
     /// Builds the network from its model and the MAC address of each port (in model order).
     pub fn build(model: &NetworkModel, macs: &[MacAddr]) -> Result<Network, ModelError> {
+        let (_, physical) = physical_ports(model);
         let mut ports = Vec::with_capacity(model.interfaces.len());
         for (i, im) in model.interfaces.iter().enumerate() {
             let at = |f: &str| format!("network.interface[{i}] ({}).{f}", im.name);
@@ -177,6 +206,18 @@ impl Network {
                 return Err(ModelError(format!("{}: set exception = true to use it", at("exception_interface"))));
             }
             let mac = macs.get(i).copied().ok_or_else(|| ModelError(format!("{}: no such port", at("name"))))?;
+            if im.vlan.is_some_and(|v| !(1..=4094).contains(&v)) {
+                return Err(ModelError(format!("{}: {} is not a VLAN id (1-4094)", at("vlan"), im.vlan.unwrap_or(0))));
+            }
+            let phys = physical[i];
+            if let Some(j) = (0..i).find(|j| physical[*j] == phys && model.interfaces[*j].vlan == im.vlan) {
+                return Err(ModelError(format!(
+                    "{}: network.interface[{j}] ({}) is already {} of the same device",
+                    at("vlan"),
+                    model.interfaces[j].name,
+                    im.vlan.map_or("the untagged interface".to_string(), |v| format!("VLAN {v}"))
+                )));
+            }
             ports.push(Port {
                 name: im.name.clone(),
                 mac,
@@ -185,9 +226,12 @@ impl Network {
                 gateway4: gw(im.gateway, false, "gateway")?,
                 gateway6: gw(im.gateway6, true, "gateway6")?,
                 exception: im.exception,
+                phys,
+                vlan: im.vlan,
             });
         }
-        let mut net = Network { ports, ..Default::default() };
+        let has_vlans = ports.iter().any(|p| p.vlan.is_some());
+        let mut net = Network { ports, has_vlans, ..Default::default() };
         for a in &model.local_addresses {
             match from_ip(*a) {
                 (b, true) => net.local6.push(b),
@@ -227,9 +271,16 @@ impl Network {
                 gateway4: None,
                 gateway6: None,
                 exception: false,
+                phys: 0,
+                vlan: None,
             }],
             ..Default::default()
         }
+    }
+
+    /// The interface of a frame received on physical port `phys` with VLAN `vlan`.
+    pub fn interface_of(&self, phys: u16, vlan: Option<u16>) -> Option<u16> {
+        self.ports.iter().position(|p| p.phys == phys && p.vlan == vlan).and_then(|i| u16::try_from(i).ok())
     }
 
     /// Full-NAT source addresses of a family.

@@ -298,6 +298,13 @@ impl Frame for Tight {
     fn in_port(&self) -> u16 {
         0
     }
+    fn adj(&mut self, n: usize) -> bool {
+        n <= self.0.len() && {
+            self.0.drain(..n);
+            true
+        }
+    }
+    fn set_in_port(&mut self, _: u16) {}
 }
 
 #[test]

@@ -139,6 +139,17 @@ impl Frame for Mbuf {
         self.raw().port
     }
 
+    fn adj(&mut self, n: usize) -> bool {
+        let Ok(n) = u16::try_from(n) else { return false };
+        // SAFETY: rte_pktmbuf_adj checks that the first segment holds n bytes and returns NULL
+        // without changing the mbuf otherwise.
+        !unsafe { sys::lb_pktmbuf_adj(self.0.as_ptr(), n) }.is_null()
+    }
+
+    fn set_in_port(&mut self, port: u16) {
+        self.set_port(port);
+    }
+
     #[inline]
     fn l4_checksum(&self) -> L4Checksum {
         // DPDK's RTE_MBUF_F_RX_L4_CKSUM_* bits: BAD is bit 3, GOOD bit 8, both mean NONE (the

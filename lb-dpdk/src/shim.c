@@ -26,6 +26,8 @@ char *lb_pktmbuf_append(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_a
 
 int lb_pktmbuf_trim(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_trim(m, len); }
 
+char *lb_pktmbuf_adj(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_adj(m, len); }
+
 uint64_t lb_rdtsc(void) { return rte_rdtsc(); }
 
 uint64_t lb_tsc_hz(void) { return rte_get_tsc_hz(); }

@@ -48,6 +48,8 @@ pub struct LoopCounters {
     /// Frames from the host's kernel sent out / dropped.
     pub from_host: u64,
     pub from_host_dropped: u64,
+    /// Frames for a VLAN interface dropped for want of headroom for the tag.
+    pub vlan_no_headroom: u64,
 }
 
 /// What a worker publishes for the control plane (copied every few milliseconds).
@@ -156,9 +158,21 @@ const PARK_SLOTS: usize = 256;
 /// How long a parked segment waits before it is freed (the client retransmits it).
 const PARK_MS: u64 = 1000;
 
-/// Queues `m` on port `port`'s TX buffer (an unknown port frees it); what a flush the buffer
-/// made then refused is counted.
-fn transmit(tx: &mut [TxBuffer], port: u16, m: Mbuf, loops: &mut LoopCounters) {
+/// Queues `m`, a frame for interface `port`, on its physical port's TX buffer (with the
+/// interface's VLAN tag pushed; an unknown port frees it); what a flush the buffer made then
+/// refused is counted.
+fn transmit(tx: &mut [TxBuffer], net: &lb_core::Network, port: u16, mut m: Mbuf, loops: &mut LoopCounters) {
+    let port = if net.has_vlans {
+        match lb_core::pipeline::vlan_egress(net, &mut m, port) {
+            Some(p) => p,
+            None => {
+                loops.vlan_no_headroom += 1;
+                return;
+            }
+        }
+    } else {
+        port
+    };
     if let Some(tx) = tx.get_mut(usize::from(port))
         && let Some(f) = tx.push(m)
     {
@@ -246,7 +260,15 @@ impl WorkerCtx {
                 }
                 // Header reads of the whole burst overlap instead of missing one by one.
                 rx.frames().iter().for_each(Mbuf::prefetch);
-                for m in rx.drain() {
+                for mut m in rx.drain() {
+                    // A VLAN names the interface: from here on the frame is untagged and its
+                    // port is the interface's.
+                    if table.network.has_vlans
+                        && let Err(r) = lb_core::pipeline::vlan_ingress(&table.network, &mut m)
+                    {
+                        self.worker.counters.drops[r as usize] += 1;
+                        continue;
+                    }
                     match &self.handoff {
                         Some(rings) => {
                             let to = steer::owner(&table, m.data(), self.workers);
@@ -286,7 +308,7 @@ impl WorkerCtx {
                     process_burst(&mut self.worker, &table, &mut batch, &mut verdicts[..n], now_ms);
                     for (m, v) in batch.drain(..).zip(verdicts.iter()) {
                         match *v {
-                            Verdict::Tx(p) => transmit(&mut self.tx, p, m, &mut loops),
+                            Verdict::Tx(p) => transmit(&mut self.tx, &table.network, p, m, &mut loops),
                             Verdict::Park(conn) if parked.len() < PARK_SLOTS => {
                                 parked.push(Parked { conn, since_ms: now_ms, m });
                             }
@@ -410,7 +432,7 @@ impl WorkerCtx {
             match from_host(&mut self.worker, table, &mut m, now_ms) {
                 Verdict::Tx(p) => {
                     loops.from_host += 1;
-                    transmit(&mut self.tx, p, m, loops);
+                    transmit(&mut self.tx, &table.network, p, m, loops);
                 }
                 _ => loops.from_host_dropped += 1,
             }
@@ -426,7 +448,7 @@ impl WorkerCtx {
                 continue;
             };
             if write_probe(table, p, &mut m) {
-                transmit(&mut self.tx, p.port, m, loops);
+                transmit(&mut self.tx, &table.network, p.port, m, loops);
             }
         }
     }

@@ -9,6 +9,7 @@
 # exception (the kernel interface of the exception path, and a flood at the LB's address);
 # takeover (lbd --takeover under 1,000 live nat and fnat connections and iperf3);
 # gre (GRE tunnel backends, decapsulated in user space, serving real HTTP and iperf3);
+# vlan (one lbd port as an 802.1Q trunk of two client VLANs, each its own interface);
 # health-http, health-tcp, health-udp, health-passive (a backend dies under load and returns).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -325,6 +326,95 @@ backend = [{ address = "10.0.0.11", mode = "gre" }, { address = "10.0.0.12", mod
     # A capped stream: the backends decapsulate in Python.
     out=$(in_ns "$NS_C" iperf3 -c 10.0.0.100 -p 5201 -t 2 -b 50M -J 2>&1) || fail "iperf3 through GRE failed: $(echo "$out" | tail -3)"
     check "iperf3 through GRE: $(echo "$out" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]) // 1000000)') Mbit/s"
+    ;;
+vlan)
+    # 802.1Q: lbd's client port is a trunk of VLAN 100 (10.0.0.0/24) and VLAN 200 (10.2.0.0/24),
+    # two interfaces of lbd on one device; the backend port is untagged. The client's kernel has
+    # no 8021q module: vlantap.py gives it one TAP interface per VLAN and tags in user space.
+    lab_setup two-armed
+    in_ns "$NS_C" ip addr flush dev "c$LAB_ID"
+    in_ns "$NS_C" ethtool -K "c$LAB_ID" rxvlan off txvlan off >/dev/null 2>&1 || true
+    in_ns "$NS_L" ethtool -K "l0$LAB_ID" rxvlan off txvlan off >/dev/null 2>&1 || true
+    ip netns exec "$NS_C" "$LAB_PY" "$here/vlantap.py" --trunk "c$LAB_ID" --vlan "100:v1$LAB_ID" --vlan "200:v2$LAB_ID" > "$LAB_DIR/vlantap.log" 2>&1 &
+    LAB_PIDS+=($!)
+    for _ in $(seq 1 50); do grep -q ready "$LAB_DIR/vlantap.log" && break; sleep 0.1; done
+    grep -q ready "$LAB_DIR/vlantap.log" || fail "vlantap.py did not start: $(cat "$LAB_DIR/vlantap.log")"
+    in_ns "$NS_C" ip addr add 10.0.0.2/24 dev "v1$LAB_ID"
+    in_ns "$NS_C" ip addr add 10.2.0.2/24 dev "v2$LAB_ID"
+    quiet_link "$NS_C" "v1$LAB_ID"
+    quiet_link "$NS_C" "v2$LAB_ID"
+    cat > "$LAB_DIR/vlan.toml" <<'EOF2'
+[eal]
+file_prefix = "@PREFIX@"
+no_huge = true
+memory_mb = 512
+[workers]
+cores = [1]
+mbufs = 8191
+[conntrack]
+capacity = 65536
+[control]
+metrics = "@METRICS@"
+socket = "@SOCKET@"
+[network]
+local_addresses = ["10.1.0.254"]
+[[network.interface]]
+name = "v100"
+device = "@DEV0@"
+vlan = 100
+addresses = ["10.0.0.1/24"]
+[[network.interface]]
+name = "v200"
+device = "@DEV0@"
+vlan = 200
+addresses = ["10.2.0.1/24"]
+[[network.interface]]
+name = "backend"
+device = "@DEV1@"
+addresses = ["10.1.0.1/24"]
+EOF2
+    LAB_CONFIG=$LAB_DIR/vlan.toml lab_start_lbd '[[service]]
+vip = "10.0.0.100"
+port = 8080
+scheduler = "rr"
+backend = [{ address = "10.1.0.11", port = 8080, mode = "nat" }, { address = "10.1.0.12", port = 8080, mode = "nat" }]
+[[service]]
+vip = "10.2.0.100"
+port = 8080
+scheduler = "rr"
+backend = [{ address = "10.1.0.11", port = 8080, mode = "nat" }, { address = "10.1.0.12", port = 8080, mode = "nat" }]
+[[service]]
+vip = "10.0.0.100"
+port = 5201
+scheduler = "sh"
+backend = [{ address = "10.1.0.11", mode = "nat" }, { address = "10.1.0.12", mode = "nat" }]' || fail "lbd did not start"
+    cap=$LAB_DIR/vlan.cap
+    in_ns "$NS_C" timeout 20 tcpdump -eni "c$LAB_ID" -c 2 'vlan 200 and ip src 10.2.0.100' > "$cap" 2>/dev/null &
+    capture=$!
+    ping_vip 10.0.0.100
+    in_ns "$NS_C" ping -c 2 -i 0.2 -W 2 10.2.0.100 >/dev/null || fail "ping 10.2.0.100 (VLAN 200) is not answered"
+    check "ping 10.2.0.100 answered on VLAN 200"
+    lab_curl http://10.0.0.100:8080/ 1 >/dev/null
+    expect_spread "$(lab_curl http://10.0.0.100:8080/ 10 | tally)" "$(printf 'backend-1 5\nbackend-2 5')" "VLAN 100: rr spreads 10 HTTP connections 5/5"
+    expect_spread "$(lab_curl http://10.2.0.100:8080/ 10 | tally)" "$(printf 'backend-1 5\nbackend-2 5')" "VLAN 200: rr spreads 10 HTTP connections 5/5"
+    wait "$capture" 2>/dev/null || true
+    grep -q "vlan 200" "$cap" || fail "lbd's answers on VLAN 200 carry no tag 200: $(cat "$cap")"
+    check "lbd's frames to VLAN 200 carry tag 200 (tcpdump on the trunk)"
+    out=$(in_ns "$NS_C" iperf3 -c 10.0.0.100 -p 5201 -t 2 -b 20M -J 2>&1) || fail "iperf3 on VLAN 100 failed: $(echo "$out" | tail -3)"
+    check "iperf3 on VLAN 100: $(echo "$out" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]) // 1000000)') Mbit/s"
+    # VLAN 300 is nobody's, and an untagged frame has no interface on a trunk of VLANs.
+    before=$(lab_metrics | awk '/^lbd_drops_total\{.*reason="vlan_tagged"/ {s += $NF} END {print s + 0}')
+    ip netns exec "$NS_C" "$LAB_PY" - "c$LAB_ID" <<'PYEOF'
+import sys
+from scapy.all import Ether, Dot1Q, IP, ICMP, sendp
+frames = [Ether(dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=300) / IP(src="10.0.0.2", dst="10.0.0.100") / ICMP(),
+          Ether(dst="ff:ff:ff:ff:ff:ff") / IP(src="10.0.0.2", dst="10.0.0.100") / ICMP()]
+sendp(frames * 5, iface=sys.argv[1], verbose=False)
+PYEOF
+    sleep 0.5
+    after=$(lab_metrics | awk '/^lbd_drops_total\{.*reason="vlan_tagged"/ {s += $NF} END {print s + 0}')
+    [ "$((after - before))" -ge 10 ] || fail "frames of VLAN 300 and untagged ones were not dropped as vlan_tagged ($before -> $after)"
+    check "VLAN 300 and untagged frames on the trunk dropped and counted (vlan_tagged +$((after - before)))"
     ;;
 ctl)
     LBCTL=${LBCTL:-$(cd "$here/../.." && pwd)/target/debug/lbctl}

@@ -8,7 +8,8 @@ pub enum DropReason {
     UnknownPort,
     /// Shorter than an Ethernet header.
     L2Truncated,
-    /// Carries VLAN tags; lbd ports are untagged.
+    /// Carries a VLAN tag no interface of its port has (or is untagged on a port whose
+    /// interfaces are all VLANs, or has two tags).
     VlanTagged,
     /// Unicast to another MAC address.
     OtherHost,

@@ -28,6 +28,10 @@ pub trait Frame {
     fn set_len(&mut self, len: usize) -> bool;
     /// The port the packet arrived on.
     fn in_port(&self) -> u16;
+    /// Removes `n` bytes at the front; false (and unchanged) when the packet is shorter.
+    fn adj(&mut self, n: usize) -> bool;
+    /// Says the packet arrived on `port` (the interface a VLAN tag named).
+    fn set_in_port(&mut self, port: u16);
 }
 
 /// Headroom of a test frame: DPDK's default `RTE_PKTMBUF_HEADROOM`.
@@ -89,5 +93,15 @@ impl Frame for VecFrame {
     }
     fn in_port(&self) -> u16 {
         self.port
+    }
+    fn adj(&mut self, n: usize) -> bool {
+        if self.start + n > self.end {
+            return false;
+        }
+        self.start += n;
+        true
+    }
+    fn set_in_port(&mut self, port: u16) {
+        self.port = port;
     }
 }

@@ -17,11 +17,13 @@ mod l2;
 mod send;
 mod sync;
 mod synproxy;
+mod vlan;
 
 pub use counters::{BackendCounters, Counters, DropReason, ServiceCounters};
 pub use frame::{DATA_ROOM, Frame, HEADROOM, L4Checksum, VecFrame};
 pub use l2::{Probe, from_host, write_probe};
 pub use synproxy::{check_cookie, make_cookie};
+pub use vlan::{vlan_egress, vlan_ingress};
 
 use crate::conntrack::{ConnTable, Timeouts};
 use crate::frag::FragTable;
