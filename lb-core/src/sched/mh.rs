@@ -24,6 +24,22 @@ pub struct MaglevTable {
     ids: Vec<u64>,
 }
 
+/// Free slots left when the build stops probing and computes each claim (see `build`).
+const ENDGAME: usize = 64;
+
+/// The inverse of `a` modulo the prime `m` (Fermat: a^(m-2)).
+fn inverse_mod(a: u64, m: u64) -> u64 {
+    let (mut base, mut e, mut acc) = (a % m, m - 2, 1u64);
+    while e > 0 {
+        if e & 1 == 1 {
+            acc = acc * base % m;
+        }
+        base = base * base % m;
+        e >>= 1;
+    }
+    acc
+}
+
 /// True when `n` is prime (trial division; n is at most `MAX_SIZE`).
 pub fn is_prime(n: u32) -> bool {
     if n < 2 {
@@ -73,16 +89,34 @@ impl MaglevTable {
         // Occupancy as a bitmap: M/8 bytes stay in L1 where the u16 slots would not, and the
         // probe loop (about M ln M probes in all) is the whole cost of a build.
         let mut taken = vec![0u64; m.div_ceil(64)];
+        // The endgame: with F slots left a claim probes M/F slots on average, and the last
+        // ENDGAME claims would cost M ln ENDGAME probes, a third of the build. There the claim
+        // is computed instead: the free slot s that backend k reaches first is the one with the
+        // fewest steps (s - pos) / skip mod M, the same slot probing finds.
+        let mut free: Vec<usize> = Vec::new();
+        let mut inverse: Vec<u64> = vec![0; live.len()];
         'rounds: loop {
             for (k, &i) in live.iter().enumerate() {
                 for _ in 0..weights[i] / g {
-                    // Walk backend i's permutation to its next free slot; a prime M makes every
-                    // permutation visit every slot, so a free one is always found.
                     let (mut p, s) = (pos[k], skip[k]);
-                    while taken[p >> 6] & (1 << (p & 63)) != 0 {
-                        p += s;
-                        if p >= m {
-                            p -= m;
+                    if m - filled <= ENDGAME {
+                        if free.is_empty() {
+                            free = (0..m).filter(|x| taken[x >> 6] & (1 << (x & 63)) == 0).collect();
+                        }
+                        if inverse[k] == 0 {
+                            inverse[k] = inverse_mod(s as u64, m as u64);
+                        }
+                        let steps = |x: usize| ((x + m - p) as u64 % m as u64) * inverse[k] % m as u64;
+                        let at = (0..free.len()).min_by_key(|j| steps(free[*j])).unwrap_or(0);
+                        p = free.swap_remove(at);
+                    } else {
+                        // Walk backend i's permutation to its next free slot; a prime M makes
+                        // every permutation visit every slot, so a free one is always found.
+                        while taken[p >> 6] & (1 << (p & 63)) != 0 {
+                            p += s;
+                            if p >= m {
+                                p -= m;
+                            }
                         }
                     }
                     taken[p >> 6] |= 1 << (p & 63);
