@@ -37,7 +37,8 @@ impl std::fmt::Display for ServiceId {
     }
 }
 
-/// Fields an edit may change; `None` leaves a field as it is.
+/// Fields an edit may change; `None` leaves a field as it is. The later fields are left out of
+/// the JSON when unset, so requests that do not use them read as before.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceEdit {
     pub scheduler: Option<Kind>,
@@ -45,6 +46,18 @@ pub struct ServiceEdit {
     pub maglev_size: Option<u32>,
     #[serde(default)]
     pub synproxy: Option<bool>,
+    /// ipvsadm -M as a prefix length; the full address length (32, 128) is the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence_prefix: Option<u8>,
+    /// sh-port / mh-port (ipvsadm -b).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_ports: Option<bool>,
+    /// sh-fallback / mh-fallback (ipvsadm -b).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<bool>,
+    /// One-packet scheduling (ipvsadm -o).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_packet: Option<bool>,
 }
 
 /// Fields a backend edit may change.
@@ -52,6 +65,15 @@ pub struct ServiceEdit {
 pub struct BackendEdit {
     pub weight: Option<u32>,
     pub mode: Option<Mode>,
+    /// The GUE port (ipvsadm --tun-port); a mode other than gue drops it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gue_port: Option<u16>,
+    /// ipvsadm -x.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upper_threshold: Option<u32>,
+    /// ipvsadm -y.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower_threshold: Option<u32>,
 }
 
 /// A request.
@@ -315,6 +337,19 @@ pub fn edit(model: &ServicesModel, cmd: &Command) -> Result<ServicesModel, Strin
             if let Some(on) = edit.synproxy {
                 s.synproxy = on;
             }
+            if let Some(p) = edit.persistence_prefix {
+                // The whole address is the model's None, as the parser writes it.
+                s.persistence_prefix = (p != if s.vip.is_ipv6() { 128 } else { 32 }).then_some(p);
+            }
+            if let Some(on) = edit.hash_ports {
+                s.hash_ports = on;
+            }
+            if let Some(on) = edit.fallback {
+                s.fallback = on;
+            }
+            if let Some(on) = edit.one_packet {
+                s.one_packet = on;
+            }
         }
         Command::DelService { id } => {
             let i = need(&m, id)?;
@@ -343,6 +378,18 @@ pub fn edit(model: &ServicesModel, cmd: &Command) -> Result<ServicesModel, Strin
             }
             if let Some(mode) = edit.mode {
                 b.mode = mode;
+                if mode != Mode::Gue {
+                    b.gue_port = None;
+                }
+            }
+            if edit.gue_port.is_some() {
+                b.gue_port = edit.gue_port;
+            }
+            if let Some(n) = edit.upper_threshold {
+                b.upper_threshold = n;
+            }
+            if let Some(n) = edit.lower_threshold {
+                b.lower_threshold = n;
             }
         }
         Command::DelBackend { id, address, port } => {
@@ -404,9 +451,16 @@ pub fn diff(old: &ServicesModel, new: &ServicesModel) -> Diff {
                 }
             }
             Some(o) => {
-                if (o.scheduler, o.persistence, o.maglev_size, o.hash_ports, o.synproxy)
-                    != (s.scheduler, s.persistence, s.maglev_size, s.hash_ports, s.synproxy)
-                {
+                let settings = |s: &ServiceModel| {
+                    (
+                        s.scheduler,
+                        s.persistence,
+                        s.persistence_prefix,
+                        s.maglev_size,
+                        (s.hash_ports, s.fallback, s.one_packet, s.synproxy),
+                    )
+                };
+                if settings(o) != settings(s) {
                     lines.push(format!("~ service {} {} -> {}", id(s), o.scheduler.name(), s.scheduler.name()));
                 }
                 if (&o.check, &o.passive, &o.sorry_server) != (&s.check, &s.passive, &s.sorry_server) {
@@ -500,7 +554,7 @@ mod tests {
                 id: id(80),
                 address: "10.1.0.1".parse().unwrap(),
                 port: 80,
-                edit: BackendEdit { weight: Some(0), mode: None },
+                edit: BackendEdit { weight: Some(0), ..Default::default() },
             },
         )
         .unwrap();
@@ -522,6 +576,41 @@ mod tests {
     }
 
     #[test]
+    fn ipvsadm_settings_edit() {
+        let m = edit(&ServicesModel::default(), &Command::AddService { service: svc(80) }).unwrap();
+        let m = edit(&m, &Command::AddBackend { id: id(80), backend: backend("10.1.0.1", 1) }).unwrap();
+        let set = ServiceEdit {
+            persistence: Some(360),
+            persistence_prefix: Some(24),
+            hash_ports: Some(true),
+            fallback: Some(true),
+            one_packet: Some(false),
+            ..Default::default()
+        };
+        let m = edit(&m, &Command::EditService { id: id(80), edit: set }).unwrap();
+        let s = &m.services[0];
+        assert_eq!((s.persistence, s.persistence_prefix, s.hash_ports, s.fallback), (360, Some(24), true, true));
+        // The whole address is the model's default.
+        let whole = ServiceEdit { persistence_prefix: Some(32), ..Default::default() };
+        let m = edit(&m, &Command::EditService { id: id(80), edit: whole }).unwrap();
+        assert_eq!(m.services[0].persistence_prefix, None);
+        let to_gue =
+            BackendEdit { mode: Some(Mode::Gue), gue_port: Some(6080), upper_threshold: Some(9), ..Default::default() };
+        let address = "10.1.0.1".parse().unwrap();
+        let m = edit(&m, &Command::EditBackend { id: id(80), address, port: 80, edit: to_gue }).unwrap();
+        let b = &m.services[0].backends[0];
+        assert_eq!((b.mode, b.gue_port, b.upper_threshold), (Mode::Gue, Some(6080), 9));
+        // Leaving gue drops its port, which lbd refuses on any other mode.
+        let to_tun = BackendEdit { mode: Some(Mode::Tun), ..Default::default() };
+        let m = edit(&m, &Command::EditBackend { id: id(80), address, port: 80, edit: to_tun }).unwrap();
+        assert_eq!((m.services[0].backends[0].mode, m.services[0].backends[0].gue_port), (Mode::Tun, None));
+        // An older lbctl's edit, without the new fields, still reads.
+        let old: ServiceEdit =
+            serde_json::from_str(r#"{"scheduler":"rr","persistence":null,"maglev_size":null}"#).unwrap();
+        assert_eq!(old, ServiceEdit { scheduler: Some(Kind::Rr), ..Default::default() });
+    }
+
+    #[test]
     fn diff_lists_every_change() {
         let a = edit(&ServicesModel::default(), &Command::AddService { service: svc(80) }).unwrap();
         let a = edit(&a, &Command::AddBackend { id: id(80), backend: backend("10.1.0.1", 1) }).unwrap();
@@ -531,7 +620,7 @@ mod tests {
                 id: id(80),
                 address: "10.1.0.1".parse().unwrap(),
                 port: 80,
-                edit: BackendEdit { weight: Some(5), mode: None },
+                edit: BackendEdit { weight: Some(5), ..Default::default() },
             },
         )
         .unwrap();
@@ -539,7 +628,7 @@ mod tests {
         let d = diff(&a, &b);
         assert_eq!(
             d.lines,
-            ["~   backend 10.1.0.1:80 of tcp 10.0.0.1:80 weight 1 -> 5, nat -> nat", "+ service tcp 10.0.0.1:443 wrr"]
+            ["~   backend 10.1.0.1:80 of tcp 10.0.0.1:80 weight 1 -> 5, nat -> nat", "+ service tcp 10.0.0.1:443 wlc"]
         );
         assert!(diff(&b, &b).lines.is_empty());
         assert_eq!(diff(&b, &ServicesModel::default()).lines.len(), 2);

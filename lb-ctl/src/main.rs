@@ -18,6 +18,9 @@ macro_rules! out {
         let _ = writeln!(std::io::stdout(), $($t)*);
     }};
 }
+mod list;
+
+use list::{Layout, per_second, print_list, sort_views};
 use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -47,6 +50,44 @@ struct Svc {
     udp: Option<String>,
 }
 
+/// A backend's forwarding: ipvsadm's -g, -i, -m, or lbd's -m MODE.
+#[derive(Args, Clone)]
+#[group(multiple = false)]
+struct Forward {
+    /// nat, fnat, dr, tun, gue or gre; a bare -m is ipvsadm's masquerading (nat).
+    #[arg(short = 'm', long = "mode", value_name = "MODE", num_args = 0..=1, default_missing_value = "nat")]
+    mode: Option<String>,
+    /// NAT (ipvsadm's --masquerading).
+    #[arg(long)]
+    masquerading: bool,
+    /// Direct routing (ipvsadm -g).
+    #[arg(short = 'g', long)]
+    gatewaying: bool,
+    /// A tunnel (ipvsadm -i): ipip, or --tun-type gue or gre.
+    #[arg(short = 'i', long)]
+    ipip: bool,
+}
+
+/// ipvsadm's tunnel options.
+#[derive(Args, Clone)]
+struct TunnelArgs {
+    /// ipip (the default), gue or gre, with -i.
+    #[arg(long, value_name = "ipip|gue|gre")]
+    tun_type: Option<String>,
+    /// The backend's GUE port.
+    #[arg(long = "tun-port", visible_alias = "gue-port", value_name = "PORT")]
+    tun_port: Option<u16>,
+    /// Tunnel without checksums: what lbd sends anyway.
+    #[arg(long)]
+    tun_nocsum: bool,
+    /// Refused: lbd sends no tunnel checksums.
+    #[arg(long, hide = true)]
+    tun_csum: bool,
+    /// Refused: lbd sends no tunnel checksums.
+    #[arg(long, hide = true)]
+    tun_remcsum: bool,
+}
+
 #[derive(Subcommand)]
 enum NeighAction {
     /// Remove every learned neighbour (static ones stay); they are resolved again on use.
@@ -55,19 +96,28 @@ enum NeighAction {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Add a virtual service.
+    /// Add a virtual service (ipvsadm -A).
     AddService {
         #[command(flatten)]
         svc: Svc,
-        /// rr, wrr, lc, wlc, sh or mh.
+        /// rr, wrr, lc, wlc, sed, nq, fo, ovf, lblc, lblcr, dh, sh or mh.
         #[arg(short = 's', long, default_value = "wrr")]
         scheduler: String,
-        /// Persistence timeout in seconds.
-        #[arg(short = 'p', long, default_value_t = 0)]
-        persistent: u32,
+        /// Persistence timeout in seconds; a bare -p is ipvsadm's 360.
+        #[arg(short = 'p', long, value_name = "SECS", num_args = 0..=1)]
+        persistent: Option<Option<u32>>,
+        /// Persistence granularity: an IPv4 netmask (255.255.255.0) or an IPv6 prefix length.
+        #[arg(short = 'M', long, value_name = "NETMASK")]
+        netmask: Option<String>,
+        /// Scheduler flags: sh-fallback, sh-port, mh-fallback, mh-port, flag-1, flag-2.
+        #[arg(short = 'b', long = "sched-flags", value_name = "FLAGS")]
+        sched_flags: Option<String>,
+        /// One-packet scheduling: each UDP datagram scheduled on its own.
+        #[arg(short = 'o', long)]
+        ops: bool,
         #[arg(long, default_value_t = lb_core::sched::mh::DEFAULT_SIZE)]
         maglev_size: u32,
-        /// sh/mh also hash the client port.
+        /// sh/mh also hash the client port (-b sh-port, mh-port).
         #[arg(long)]
         hash_ports: bool,
         /// Answer SYNs with SYN cookies; open the backend connection only for a valid ACK
@@ -75,14 +125,25 @@ enum Cmd {
         #[arg(long)]
         synproxy: bool,
     },
-    /// Change a service's scheduler, persistence or Maglev size.
+    /// Change a service's settings (ipvsadm -E); what is not given stays as it is.
     EditService {
         #[command(flatten)]
         svc: Svc,
         #[arg(short = 's', long)]
         scheduler: Option<String>,
-        #[arg(short = 'p', long)]
-        persistent: Option<u32>,
+        /// Persistence timeout in seconds (0: off); a bare -p is ipvsadm's 360.
+        #[arg(short = 'p', long, value_name = "SECS", num_args = 0..=1)]
+        persistent: Option<Option<u32>>,
+        /// Persistence granularity: an IPv4 netmask or an IPv6 prefix length.
+        #[arg(short = 'M', long, value_name = "NETMASK")]
+        netmask: Option<String>,
+        /// Scheduler flags, replacing the service's: sh-fallback, sh-port, mh-fallback,
+        /// mh-port, flag-1, flag-2, or none.
+        #[arg(short = 'b', long = "sched-flags", value_name = "FLAGS")]
+        sched_flags: Option<String>,
+        /// One-packet scheduling on (a bare -o) or off.
+        #[arg(short = 'o', long, value_name = "on|off", num_args = 0..=1, default_missing_value = "on", value_parser = parse_on_off)]
+        ops: Option<bool>,
         #[arg(long)]
         maglev_size: Option<u32>,
         /// Turn the SYN proxy on or off.
@@ -147,7 +208,7 @@ enum Cmd {
         #[command(flatten)]
         svc: Svc,
     },
-    /// Add a backend (real server) to a service.
+    /// Add a backend (real server) to a service (ipvsadm -a).
     AddBackend {
         #[command(flatten)]
         svc: Svc,
@@ -155,13 +216,19 @@ enum Cmd {
         real: String,
         #[arg(short = 'w', long, default_value_t = 1)]
         weight: u32,
-        /// nat, fnat, dr, tun or gue.
-        #[arg(short = 'm', long, default_value = "nat")]
-        mode: String,
-        #[arg(long)]
-        gue_port: Option<u16>,
+        #[command(flatten)]
+        forward: Forward,
+        #[command(flatten)]
+        tunnel: TunnelArgs,
+        /// Upper connection threshold: no new connection at or above it (0: none).
+        #[arg(short = 'x', long = "u-threshold", default_value_t = 0)]
+        upper_threshold: u32,
+        /// Lower connection threshold: new connections again below it (0: 3/4 of -x).
+        #[arg(short = 'y', long = "l-threshold", default_value_t = 0)]
+        lower_threshold: u32,
     },
-    /// Change a backend's weight (0 drains it) or forwarding mode.
+    /// Change a backend's weight (0 drains it), forwarding or thresholds (ipvsadm -e); what is
+    /// not given stays as it is.
     EditBackend {
         #[command(flatten)]
         svc: Svc,
@@ -169,8 +236,14 @@ enum Cmd {
         real: String,
         #[arg(short = 'w', long)]
         weight: Option<u32>,
-        #[arg(short = 'm', long)]
-        mode: Option<String>,
+        #[command(flatten)]
+        forward: Forward,
+        #[command(flatten)]
+        tunnel: TunnelArgs,
+        #[arg(short = 'x', long = "u-threshold")]
+        upper_threshold: Option<u32>,
+        #[arg(short = 'y', long = "l-threshold")]
+        lower_threshold: Option<u32>,
     },
     /// Remove a backend from a service.
     DelBackend {
@@ -179,17 +252,26 @@ enum Cmd {
         #[arg(short = 'r', long = "real-server", value_name = "RIP[:PORT]")]
         real: String,
     },
-    /// List services and backends, laid out like `ipvsadm -Ln`.
+    /// List services and backends, laid out like `ipvsadm -Ln` and in its order.
     List {
         /// Numeric output (always numeric; accepted for ipvsadm habits).
         #[arg(short = 'n', long)]
         numeric: bool,
         /// Connections, packets and bytes per service and backend.
-        #[arg(long, conflicts_with = "rate")]
+        #[arg(long, conflicts_with_all = ["rate", "thresholds", "tun_info"])]
         stats: bool,
         /// Rates over one second: connections, packets and bytes per second.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["thresholds", "tun_info"])]
         rate: bool,
+        /// Backends' connection thresholds (-x, -y).
+        #[arg(long, conflicts_with = "tun_info")]
+        thresholds: bool,
+        /// Backends' tunnel type, port and checksum.
+        #[arg(long)]
+        tun_info: bool,
+        /// In lbd's order, as configured, instead of ipvsadm's.
+        #[arg(long)]
+        nosort: bool,
     },
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
@@ -227,12 +309,17 @@ enum Cmd {
     SetTimeouts { tcp: u32, tcpfin: u32, udp: u32 },
     /// Per worker: busy %, packets, cycles per packet, drops by reason.
     Stats,
-    /// Print the running services as TOML (lbd's config format).
-    Save,
-    /// Replace the running services with a file (TOML, or `ipvsadm-save -n` output).
+    /// Print the running services as TOML (lbd's config format), or as `ipvsadm -S -n` does.
+    Save {
+        #[arg(long, value_name = "toml|ipvsadm", default_value = "toml")]
+        format: String,
+    },
+    /// Replace the running services with FILE ("-": standard input): TOML, or ipvsadm rules
+    /// (`ipvsadm -S -n` output or `ipvsadm -R` input, applied to an empty table as
+    /// ipvsadm-restore does; refused whole at a bad line).
     Restore {
         file: PathBuf,
-        #[arg(long, default_value = "toml")]
+        #[arg(long, value_name = "toml|ipvsadm", default_value = "toml")]
         format: String,
     },
     /// Make the running services equal to FILE in one commit, printing the changes.
@@ -240,6 +327,8 @@ enum Cmd {
         file: PathBuf,
         #[arg(long)]
         dry_run: bool,
+        #[arg(long, value_name = "toml|ipvsadm", default_value = "toml")]
+        format: String,
     },
 }
 
@@ -307,27 +396,142 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
     }
 }
 
-fn service_model(id: ServiceId, scheduler: Kind, persistence: u32, maglev_size: u32, hash_ports: bool) -> ServiceModel {
-    ServiceModel { scheduler, persistence, maglev_size, hash_ports, ..ServiceModel::new(id.vip, id.port, id.protocol) }
+/// -p as given: a bare -p is ipvsadm's default.
+fn persistence(p: Option<u32>) -> u32 {
+    p.unwrap_or(lb_ctl::ipvsadm::DEFAULT_PERSISTENCE)
+}
+
+/// -M for service `id`, as a prefix length.
+fn netmask(id: &ServiceId, text: &str) -> Result<Option<u8>, String> {
+    lb_ctl::ipvsadm::netmask(id.vip.is_ipv6(), text).map_err(|e| format!("-M {text}: {e}"))
+}
+
+/// -b as (fallback, hash ports). Without a scheduler to check them against (edit-service
+/// without -s), the flags' own prefix stands for it.
+fn sched_flags(scheduler: Option<Kind>, text: &str) -> Result<(bool, bool), String> {
+    let kind = scheduler.unwrap_or(if text.starts_with("sh-") {
+        Kind::Sh
+    } else if text.starts_with("mh-") {
+        Kind::Mh
+    } else {
+        Kind::Wlc
+    });
+    lb_ctl::ipvsadm::sched_flags(kind, text).map_err(|e| format!("-b {text}: {e}"))
+}
+
+/// The mode and GUE port the forwarding options give; None when none was given.
+fn forward(f: &Forward, t: &TunnelArgs) -> Result<Option<(Mode, Option<u16>)>, String> {
+    let mut tunnel = lb_ctl::ipvsadm::Tunnel {
+        kind: t.tun_type.as_deref(),
+        port: t.tun_port,
+        nocsum: t.tun_nocsum,
+        csum: t.tun_csum,
+        remcsum: t.tun_remcsum,
+    };
+    if f.ipip {
+        return tunnel.mode().map(Some);
+    }
+    let mode = if f.gatewaying {
+        Some(Mode::Dr)
+    } else if f.masquerading {
+        Some(Mode::Nat)
+    } else {
+        f.mode.as_deref().map(str::parse::<Mode>).transpose().map_err(|e| format!("-m: {e}"))?
+    };
+    match mode {
+        // lbd's -m tun|gue|gre: a tunnel, whose GUE port may be left to lbd's default.
+        Some(m @ (Mode::Tun | Mode::Gue | Mode::Gre)) => {
+            if tunnel.kind.is_some() {
+                return Err(format!("--tun-type goes with -i, not with -m {}", m.name()));
+            }
+            tunnel.kind = Some(match m {
+                Mode::Gue => "gue",
+                Mode::Gre => "gre",
+                _ => "ipip",
+            });
+            if m == Mode::Gue && tunnel.port.is_none() {
+                tunnel.port = Some(lb_core::service::DEFAULT_GUE_PORT);
+                return tunnel.mode().map(|(m, _)| Some((m, None)));
+            }
+            tunnel.mode().map(Some)
+        }
+        _ => match tunnel.first_given() {
+            Some(o) => Err(format!("{o}: tunnel options need -i (a tunnel)")),
+            None => Ok(mode.map(|m| (m, None))),
+        },
+    }
 }
 
 fn run(cli: &Cli) -> Result<(), String> {
     let command = match &cli.cmd {
-        Cmd::AddService { svc, scheduler, persistent, maglev_size, hash_ports, synproxy } => Command::AddService {
-            service: ServiceModel {
-                synproxy: *synproxy,
-                ..service_model(service_id(svc)?, scheduler.parse()?, *persistent, *maglev_size, *hash_ports)
-            },
-        },
-        Cmd::EditService { svc, scheduler, persistent, maglev_size, synproxy } => Command::EditService {
-            id: service_id(svc)?,
-            edit: ServiceEdit {
-                scheduler: scheduler.as_deref().map(str::parse).transpose()?,
-                persistence: *persistent,
-                maglev_size: *maglev_size,
-                synproxy: *synproxy,
-            },
-        },
+        Cmd::AddService {
+            svc,
+            scheduler,
+            persistent,
+            netmask: mask,
+            sched_flags: flags,
+            ops,
+            maglev_size,
+            hash_ports,
+            synproxy,
+        } => {
+            let id = service_id(svc)?;
+            let scheduler: Kind = scheduler.parse().map_err(|e| format!("-s: {e}"))?;
+            let (fallback, port_flag) = match flags {
+                Some(f) => sched_flags(Some(scheduler), f)?,
+                None => (false, false),
+            };
+            Command::AddService {
+                service: ServiceModel {
+                    scheduler,
+                    persistence: persistent.map_or(0, persistence),
+                    persistence_prefix: mask.as_deref().map(|m| netmask(&id, m)).transpose()?.flatten(),
+                    maglev_size: *maglev_size,
+                    hash_ports: *hash_ports || port_flag,
+                    fallback,
+                    one_packet: *ops,
+                    synproxy: *synproxy,
+                    ..ServiceModel::new(id.vip, id.port, id.protocol)
+                },
+            }
+        }
+        Cmd::EditService {
+            svc,
+            scheduler,
+            persistent,
+            netmask: mask,
+            sched_flags: flags,
+            ops,
+            maglev_size,
+            synproxy,
+        } => {
+            let id = service_id(svc)?;
+            let scheduler: Option<Kind> =
+                scheduler.as_deref().map(str::parse).transpose().map_err(|e| format!("-s: {e}"))?;
+            let flags = match flags.as_deref() {
+                None => None,
+                Some("none") => Some((false, false)),
+                Some(f) => Some(sched_flags(scheduler, f)?),
+            };
+            let persistence_prefix = match mask {
+                // The whole address, which the edit turns into the model's default.
+                Some(m) => Some(netmask(&id, m)?.unwrap_or(if id.vip.is_ipv6() { 128 } else { 32 })),
+                None => None,
+            };
+            Command::EditService {
+                id,
+                edit: ServiceEdit {
+                    scheduler,
+                    persistence: persistent.map(persistence),
+                    maglev_size: *maglev_size,
+                    synproxy: *synproxy,
+                    persistence_prefix,
+                    fallback: flags.map(|f| f.0),
+                    hash_ports: flags.map(|f| f.1),
+                    one_packet: *ops,
+                },
+            }
+        }
         Cmd::DelService { svc } => Command::DelService { id: service_id(svc)? },
         Cmd::SetCheck {
             svc,
@@ -384,28 +588,38 @@ fn run(cli: &Cli) -> Result<(), String> {
             };
             Command::SetCheck { id: service_id(svc)?, check, passive, sorry_server }
         }
-        Cmd::AddBackend { svc, real, weight, mode, gue_port } => {
+        Cmd::AddBackend { svc, real, weight, forward: fwd, tunnel, upper_threshold, lower_threshold } => {
             let (address, port) = parse_endpoint(real, true)?;
+            let (mode, gue_port) = forward(fwd, tunnel)?.unwrap_or((Mode::Nat, None));
             Command::AddBackend {
                 id: service_id(svc)?,
                 backend: BackendModel {
                     port,
                     weight: *weight,
-                    mode: mode.parse()?,
-                    gue_port: *gue_port,
+                    mode,
+                    gue_port,
+                    upper_threshold: *upper_threshold,
+                    lower_threshold: *lower_threshold,
                     ..BackendModel::at(address)
                 },
             }
         }
-        Cmd::EditBackend { svc, real, weight, mode } => {
+        Cmd::EditBackend { svc, real, weight, forward: fwd, tunnel, upper_threshold, lower_threshold } => {
             let id = service_id(svc)?;
             let (address, port) = parse_endpoint(real, true)?;
             let port = if port == 0 { id.port } else { port };
+            let fwd = forward(fwd, tunnel)?;
             Command::EditBackend {
                 id,
                 address,
                 port,
-                edit: BackendEdit { weight: *weight, mode: mode.as_deref().map(str::parse::<Mode>).transpose()? },
+                edit: BackendEdit {
+                    weight: *weight,
+                    mode: fwd.map(|f| f.0),
+                    gue_port: fwd.and_then(|f| f.1),
+                    upper_threshold: *upper_threshold,
+                    lower_threshold: *lower_threshold,
+                },
             }
         }
         Cmd::DelBackend { svc, real } => {
@@ -413,7 +627,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             let (address, port) = parse_endpoint(real, true)?;
             Command::DelBackend { id, address, port: if port == 0 { id.port } else { port } }
         }
-        Cmd::List { stats, rate, .. } => {
+        Cmd::List { stats, rate, thresholds, tun_info, nosort, .. } => {
             let mut r = call(&cli.socket, Command::List)?;
             if *rate {
                 // ipvsadm --rate: the difference of two samples one second apart.
@@ -432,8 +646,22 @@ fn run(cli: &Cli) -> Result<(), String> {
             if cli.json {
                 out!("{r}");
             } else {
-                let views: Vec<ServiceView> = serde_json::from_value(r).map_err(|e| e.to_string())?;
-                print_list(&views, *stats || *rate, *rate);
+                let mut views: Vec<ServiceView> = serde_json::from_value(r).map_err(|e| e.to_string())?;
+                if !*nosort {
+                    sort_views(&mut views);
+                }
+                let layout = if *stats {
+                    Layout::Stats
+                } else if *rate {
+                    Layout::Rate
+                } else if *thresholds {
+                    Layout::Thresholds
+                } else if *tun_info {
+                    Layout::TunInfo
+                } else {
+                    Layout::Plain
+                };
+                print_list(&views, layout);
             }
             return Ok(());
         }
@@ -613,18 +841,20 @@ fn run(cli: &Cli) -> Result<(), String> {
         Cmd::Zero => Command::Zero,
         Cmd::Flush => Command::Flush,
         Cmd::SetTimeouts { tcp, tcpfin, udp } => Command::SetTimeouts { tcp: *tcp, tcpfin: *tcpfin, udp: *udp },
-        Cmd::Save => {
+        Cmd::Save { format } => {
             let r = call(&cli.socket, Command::Save)?;
             let model: ServicesModel = serde_json::from_value(r).map_err(|e| e.to_string())?;
-            if cli.json {
-                out!("{}", serde_json::to_string_pretty(&model).map_err(|e| e.to_string())?);
-            } else {
-                let _ = write!(std::io::stdout(), "{}", toml::to_string(&model).map_err(|e| e.to_string())?);
-            }
+            let text = match format.as_str() {
+                _ if cli.json => format!("{}\n", serde_json::to_string_pretty(&model).map_err(|e| e.to_string())?),
+                "toml" => toml::to_string(&model).map_err(|e| e.to_string())?,
+                "ipvsadm" => lb_ctl::ipvsadm::save(&model)?,
+                other => return Err(format!("--format {other}: expected toml or ipvsadm")),
+            };
+            let _ = write!(std::io::stdout(), "{text}");
             return Ok(());
         }
         Cmd::Restore { file, format } => Command::Apply { model: read_model(file, format)?, dry_run: false },
-        Cmd::Apply { file, dry_run } => Command::Apply { model: read_model(file, "toml")?, dry_run: *dry_run },
+        Cmd::Apply { file, dry_run, format } => Command::Apply { model: read_model(file, format)?, dry_run: *dry_run },
     };
     let r = call(&cli.socket, command)?;
     if cli.json {
@@ -639,145 +869,16 @@ fn run(cli: &Cli) -> Result<(), String> {
     Ok(())
 }
 
+/// The model in `file` ("-": standard input, as `ipvsadm -R` reads it), in `format`.
 fn read_model(file: &PathBuf, format: &str) -> Result<ServicesModel, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("standard input: {e}"))?
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?
+    };
     match format {
         "toml" => toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display())),
-        "ipvsadm" => lb_ctl::ipvsadm::parse_save(&text).map_err(|e| format!("{}: {e}", file.display())),
+        "ipvsadm" => lb_ctl::ipvsadm::parse(&text).map_err(|e| format!("{}: {e}", file.display())),
         other => Err(format!("--format {other}: expected toml or ipvsadm")),
-    }
-}
-
-fn forward_name(m: Mode) -> &'static str {
-    match m {
-        Mode::Nat => "Masq",
-        Mode::Fnat => "FullNat",
-        Mode::Dr => "Route",
-        Mode::Tun => "Tunnel",
-        Mode::Gue => "GUE",
-        Mode::Gre => "GRE",
-    }
-}
-
-fn endpoint(ip: IpAddr, port: u16) -> String {
-    match ip {
-        IpAddr::V4(a) => format!("{a}:{port}"),
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-    }
-}
-
-/// Counters of the later sample minus the earlier one (a one-second rate).
-fn per_second(now: &lb_ctl::Traffic, then: &lb_ctl::Traffic) -> lb_ctl::Traffic {
-    lb_ctl::Traffic {
-        conns: now.conns.saturating_sub(then.conns),
-        in_packets: now.in_packets.saturating_sub(then.in_packets),
-        in_bytes: now.in_bytes.saturating_sub(then.in_bytes),
-        out_packets: now.out_packets.saturating_sub(then.out_packets),
-        out_bytes: now.out_bytes.saturating_sub(then.out_bytes),
-    }
-}
-
-fn print_list(views: &[ServiceView], stats: bool, rate: bool) {
-    out!("lbd virtual server table (lbctl {})", env!("CARGO_PKG_VERSION"));
-    if rate {
-        out!("Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS");
-        out!("  -> RemoteAddress:Port");
-    } else if stats {
-        out!("Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes");
-        out!("  -> RemoteAddress:Port");
-    } else {
-        out!("Prot LocalAddress:Port Scheduler Flags");
-        out!("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn");
-    }
-    for v in views {
-        let s = &v.service;
-        let proto = if s.protocol == Protocol::Tcp { "TCP" } else { "UDP" };
-        let t = &v.traffic;
-        if stats {
-            out!(
-                "{proto}  {:<30} {:>7} {:>8} {:>8} {:>8} {:>8}",
-                endpoint(s.vip, s.port),
-                t.conns,
-                t.in_packets,
-                t.out_packets,
-                t.in_bytes,
-                t.out_bytes
-            );
-        } else {
-            let mut flags = String::new();
-            if s.persistence > 0 {
-                flags = format!("persistent {}", s.persistence);
-            }
-            if s.hash_ports {
-                flags.push_str(if flags.is_empty() { "hash-ports" } else { " hash-ports" });
-            }
-            if s.synproxy {
-                flags.push_str(if flags.is_empty() { "synproxy" } else { " synproxy" });
-            }
-            out!("{proto}  {} {} {flags}", endpoint(s.vip, s.port), s.scheduler.name());
-        }
-        for b in &v.backends {
-            let port = if b.backend.port == 0 { s.port } else { b.backend.port };
-            let bt = &b.traffic;
-            if stats {
-                out!(
-                    "  -> {:<30} {:>7} {:>8} {:>8} {:>8} {:>8}",
-                    endpoint(b.backend.address, port),
-                    bt.conns,
-                    bt.in_packets,
-                    bt.out_packets,
-                    bt.in_bytes,
-                    bt.out_bytes
-                );
-            } else {
-                // keepalived's inhibit_on_failure shows a failed backend at weight 0.
-                let inhibit = s.check.as_ref().is_some_and(|c| c.inhibit_on_failure);
-                let weight =
-                    if inhibit && b.state == lb_core::health::BackendState::Down { 0 } else { b.backend.weight };
-                out!(
-                    "  -> {:<28} {:<7} {:<6} {:<10} {}",
-                    endpoint(b.backend.address, port),
-                    forward_name(b.backend.mode),
-                    weight,
-                    b.active,
-                    b.inactive
-                );
-            }
-        }
-    }
-    if !stats {
-        print_health(views);
-    }
-}
-
-/// Backend states and health checks, below the table so that its columns stay ipvsadm's.
-fn print_health(views: &[ServiceView]) {
-    let mut lines = Vec::new();
-    for v in views {
-        let s = &v.service;
-        let proto = if s.protocol == Protocol::Tcp { "TCP" } else { "UDP" };
-        let service = format!("{proto}  {}", endpoint(s.vip, s.port));
-        if !v.up {
-            let sorry = if v.sorry_active { "; its sorry server serves" } else { "" };
-            lines.push(format!("{service} DOWN: no backend up{sorry}"));
-        }
-        let checked = s.check.is_some() || s.passive.is_some();
-        for b in v.backends.iter().filter(|b| checked || b.state != lb_core::health::BackendState::Up) {
-            let port = if b.backend.port == 0 { s.port } else { b.backend.port };
-            let last = match &b.check {
-                Some(c) => {
-                    format!("{}: {} ({:.1} ms, {:.1} s ago)", c.kind, c.reason, c.latency_ms, c.age_ms as f64 / 1000.0)
-                }
-                None if checked => "not checked yet".into(),
-                None => "weight 0".into(),
-            };
-            lines.push(format!("{service} -> {} {} {last}", endpoint(b.backend.address, port), b.state));
-        }
-    }
-    if !lines.is_empty() {
-        out!("Health:");
-        for l in lines {
-            out!("  {l}");
-        }
     }
 }
