@@ -60,7 +60,7 @@ struct Forward {
     /// NAT (ipvsadm's --masquerading).
     #[arg(long)]
     masquerading: bool,
-    /// Direct routing (ipvsadm -g).
+    /// Direct routing (ipvsadm -g): the default, as in ipvsadm.
     #[arg(short = 'g', long)]
     gatewaying: bool,
     /// A tunnel (ipvsadm -i): ipip, or --tun-type gue or gre.
@@ -100,8 +100,8 @@ enum Cmd {
     AddService {
         #[command(flatten)]
         svc: Svc,
-        /// rr, wrr, lc, wlc, sed, nq, fo, ovf, lblc, lblcr, dh, sh or mh.
-        #[arg(short = 's', long, default_value = "wrr")]
+        /// rr, wrr, lc, wlc (the default, as in ipvsadm), sed, nq, fo, ovf, lblc, lblcr, dh, sh or mh.
+        #[arg(short = 's', long, default_value = "wlc")]
         scheduler: String,
         /// Persistence timeout in seconds; a bare -p is ipvsadm's 360.
         #[arg(short = 'p', long, value_name = "SECS", num_args = 0..=1)]
@@ -590,7 +590,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         }
         Cmd::AddBackend { svc, real, weight, forward: fwd, tunnel, upper_threshold, lower_threshold } => {
             let (address, port) = parse_endpoint(real, true)?;
-            let (mode, gue_port) = forward(fwd, tunnel)?.unwrap_or((Mode::Nat, None));
+            let (mode, gue_port) = forward(fwd, tunnel)?.unwrap_or((Mode::Dr, None));
             Command::AddBackend {
                 id: service_id(svc)?,
                 backend: BackendModel {

@@ -115,7 +115,11 @@ fn add_service_takes_ipvsadms_flags() {
     // The old spellings.
     let c = sent(&["add-service", "-t", "10.0.0.1:80", "-p", "30", "--hash-ports", "--synproxy"]);
     let s: ServiceModel = serde_json::from_value(c["service"].clone()).unwrap();
-    assert_eq!((s.scheduler, s.persistence, s.hash_ports, s.synproxy), (Kind::Wrr, 30, true, true));
+    assert_eq!(
+        (s.scheduler, s.persistence, s.hash_ports, s.synproxy),
+        (Kind::Wlc, 30, true, true),
+        "wlc by default, as ipvsadm"
+    );
     assert!(refused(&["add-service", "-t", "10.0.0.1:80", "-p", "-M", "255.0.255.0"]).contains("-M 255.0.255.0"));
     assert!(refused(&["add-service", "-t", "10.0.0.1:80", "-b", "sh-port"]).contains("-b sh-port"));
 }
@@ -156,11 +160,11 @@ fn add_backend_takes_ipvsadms_forwarding() {
     assert_eq!(mode(&["-i"]), (Mode::Tun, None));
     assert_eq!(mode(&["-i", "--tun-type", "gue", "--tun-port", "6080", "--tun-nocsum"]), (Mode::Gue, Some(6080)));
     assert_eq!(mode(&["-i", "--tun-type", "gre"]), (Mode::Gre, None));
-    // The old spellings: -m MODE, --gue-port, and nat by default.
+    // The old spellings: -m MODE, --gue-port; direct routing by default, as ipvsadm's -a.
     assert_eq!(mode(&["-m", "fnat"]), (Mode::Fnat, None));
     assert_eq!(mode(&["-m", "gue"]), (Mode::Gue, None));
     assert_eq!(mode(&["-m", "gue", "--gue-port", "7000"]), (Mode::Gue, Some(7000)));
-    assert_eq!(mode(&[]), (Mode::Nat, None));
+    assert_eq!(mode(&[]), (Mode::Dr, None));
     let b = backend(&["-w", "5", "-x", "100", "-y", "50"]);
     assert_eq!((b.weight, b.upper_threshold, b.lower_threshold), (5, 100, 50));
     let no = |args: &[&str]| {
