@@ -221,6 +221,16 @@ backend = [{ address = "10.1.0.11" }, { address = "10.1.0.12" }]' || fail "lbd d
     lab_curl http://10.0.0.100/ 1 >/dev/null   # the LB resolves the backends' MACs
     expect_spread "$(lab_curl http://10.0.0.100/ 10 | tally)" "$(printf 'backend-1 5\nbackend-2 5')" "nat rr spreads 10 connections 5/5"
     iperf_through 10.0.0.100 5201
+    # A router's manners: a SYN whose TTL runs out at lbd gets ICMP time exceeded from the
+    # port's address (traceroute through the LB works).
+    answer=$(ip netns exec "$NS_C" "$LAB_PY" - <<'PYEOF'
+from scapy.all import IP, TCP, ICMP, sr1
+r = sr1(IP(dst="10.0.0.100", ttl=1) / TCP(sport=33333, dport=80, flags="S"), timeout=3, verbose=False)
+print("none" if r is None else f"{r[IP].src} {r[ICMP].type if ICMP in r else 'tcp'} {r[ICMP].code if ICMP in r else ''}")
+PYEOF
+)
+    [ "$answer" = "10.0.0.1 11 0" ] || fail "a SYN with TTL 1 did not get time exceeded from 10.0.0.1: '$answer'"
+    check "a SYN with TTL 1 gets ICMP time exceeded from the LB's address"
     ;;
 fnat)
     lab_setup two-armed
