@@ -109,8 +109,16 @@ pub fn decrement_ttl(pkt: &mut [u8], l3: usize, v6: bool) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tunnel {
     Ipip,
-    Gue { src_port: u16, dst_port: u16 },
-    Gre,
+    /// `checksum`: the outer UDP checksum over IPv4 too (over IPv6 it is always there).
+    Gue {
+        src_port: u16,
+        dst_port: u16,
+        checksum: bool,
+    },
+    /// `checksum`: the GRE header carries one (RFC 2784's C bit).
+    Gre {
+        checksum: bool,
+    },
 }
 
 /// Bytes the tunnel adds.
@@ -118,7 +126,7 @@ pub fn tunnel_overhead(t: Tunnel, outer: &Endpoints) -> usize {
     match t {
         Tunnel::Ipip => encap::ipip_overhead(outer),
         Tunnel::Gue { .. } => encap::gue_overhead(outer),
-        Tunnel::Gre => encap::gre_overhead(outer),
+        Tunnel::Gre { checksum } => encap::gre_overhead(outer, checksum),
     }
 }
 
@@ -147,10 +155,11 @@ pub fn encapsulate(
     d[l3 - 2..l3].copy_from_slice(&outer_type.to_be_bytes());
     match t {
         Tunnel::Ipip => encap::emit_ipip(&mut d[l3..], outer, inner_v6, inner_len, f),
-        Tunnel::Gue { src_port, dst_port } => {
-            encap::emit_gue(&mut d[l3..], outer, inner_v6, inner_len, src_port, dst_port, f)
+        Tunnel::Gue { src_port, dst_port, checksum } => {
+            let ports = encap::GuePorts { src: src_port, dst: dst_port, checksum };
+            encap::emit_gue(&mut d[l3..], outer, inner_v6, inner_len, ports, f);
         }
-        Tunnel::Gre => encap::emit_gre(&mut d[l3..], outer, inner_v6, inner_len, f),
+        Tunnel::Gre { checksum } => encap::emit_gre(&mut d[l3..], outer, inner_v6, inner_len, checksum, f),
     }
     true
 }

@@ -25,7 +25,7 @@
 //!   State:  ttl ms u32 | orig key
 //!   Remove: orig key
 //! key:      src | dst (4 bytes each, or 16 with the family's flag) | src port u16 | dst port u16
-//! flags:    1 orig is IPv6 | 2 reply is IPv6 | 4 reply is indexed
+//! flags:    1 orig is IPv6 | 2 reply is IPv6 | 4 reply is indexed | 8 tunnel checksum
 //! ```
 //!
 //! `epoch` is the sender's start time (Unix ms) and `seq` counts its datagrams: with the
@@ -190,7 +190,10 @@ impl Encoder {
             self.buf.truncate(HEADER_LEN);
         }
         let c = &ev.conn;
-        let flags = u8::from(c.orig.v6) | u8::from(c.reply.v6) << 1 | u8::from(c.reply_indexed) << 2;
+        let flags = u8::from(c.orig.v6)
+            | u8::from(c.reply.v6) << 1
+            | u8::from(c.reply_indexed) << 2
+            | u8::from(c.tunnel_csum) << 3;
         self.buf.extend_from_slice(&[ev.kind as u8, flags, c.orig.proto, c.state as u8]);
         match ev.kind {
             SyncKind::Conn => {
@@ -344,7 +347,7 @@ impl Reader<'_> {
         };
         let flags = self.u8()?;
         let proto = self.u8()?;
-        if flags & !7 != 0 || !matches!(proto, crate::wire::ip_proto::TCP | crate::wire::ip_proto::UDP) {
+        if flags & !15 != 0 || !matches!(proto, crate::wire::ip_proto::TCP | crate::wire::ip_proto::UDP) {
             return None;
         }
         let mut c = Conn { state: tcp_state(self.u8()?)?, ..Default::default() };
@@ -363,6 +366,7 @@ impl Reader<'_> {
                 c.orig = self.key(flags & 1 != 0, proto)?;
                 c.reply = self.key(flags & 2 != 0, proto)?;
                 c.reply_indexed = flags & 4 != 0;
+                c.tunnel_csum = flags & 8 != 0;
                 if c.synproxy != SynProxy::Off {
                     c.seq_delta = self.u32()?;
                     c.client_isn = self.u32()?;
@@ -472,6 +476,7 @@ mod tests {
         v6.reply = FlowKey { src: [0xfe; 16], src_port: 8080, proto: 17, v6: true, ..Default::default() };
         v6.mode = Mode::Gue;
         v6.tunnel_port = 6080;
+        v6.tunnel_csum = true;
         v6.reply_indexed = false;
         let closing = Conn { orig: conn().orig, state: TcpState::TimeWait, ..Default::default() };
         let removed = Conn { orig: conn().orig, ..Default::default() };

@@ -403,6 +403,47 @@ fn table() -> Vec<Fixture> {
         eth(backend_mac(14), LB1, EtherType::IPV4, &gre6_outer.packet(IpNumber::GRE, &gre6)),
     ));
 
+    // --- tunnels with checksums (ipvsadm --tun-csum): GUE's UDP checksum over IPv4, and GRE's
+    // C bit with the checksum of its header and payload.
+    let gue_key = FlowKey::v4(c4(2), c4(109), 5001, 53, 17);
+    let h = entropy(&gue_key);
+    let mut gue_payload = vec![0, 4, 0, 0];
+    gue_payload.extend_from_slice(&udp4(&V4::new(c4(2), c4(109)).ttl(63), 5001, 53, b"query"));
+    let mut gue_outer = V4::new(b4(1), b4(15));
+    gue_outer.ident = ((h >> 32) & 0xffff) as u16;
+    let mut uh = etherparse::UdpHeader {
+        source_port: 0xc000 | (h & 0x3fff) as u16,
+        destination_port: 6080,
+        length: (8 + gue_payload.len()) as u16,
+        checksum: 0,
+    };
+    uh.checksum = uh.calc_checksum_ipv4_raw(b4(1), b4(15), &gue_payload).unwrap();
+    let mut udp = uh.to_bytes().to_vec();
+    udp.extend_from_slice(&gue_payload);
+    t.push(tx(
+        "gue --tun-csum: the outer UDP checksum is computed over IPv4 too",
+        0,
+        eth(LB0, client_mac(2), EtherType::IPV4, &udp4(&V4::new(c4(2), c4(109)), 5001, 53, b"query")),
+        1,
+        eth(backend_mac(15), LB1, EtherType::IPV4, &gue_outer.packet(IpNumber::UDP, &udp)),
+    ));
+    let gre_key = FlowKey::v4(c4(2), c4(110), 40010, 80, 6);
+    let inner = tcp4(&V4::new(c4(2), c4(110)).ttl(63), 40010, 80, SYN, b"");
+    let mut gre = vec![0x80, 0, 0x08, 0x00, 0, 0, 0, 0];
+    gre.extend_from_slice(&inner);
+    // etherparse sums in native order: `to_be` gives the field value, as its own headers do.
+    let sum = etherparse::checksum::Sum16BitWords::new().add_slice(&gre).ones_complement().to_be();
+    gre[4..6].copy_from_slice(&sum.to_be_bytes());
+    let mut gre_outer = V4::new(b4(1), b4(14));
+    gre_outer.ident = ((entropy(&gre_key) >> 32) & 0xffff) as u16;
+    t.push(tx(
+        "gre --tun-csum: the C bit and the checksum of the GRE header and payload",
+        0,
+        eth(LB0, client_mac(2), EtherType::IPV4, &tcp4(&V4::new(c4(2), c4(110)), 40010, 80, SYN, b"")),
+        1,
+        eth(backend_mac(14), LB1, EtherType::IPV4, &gre_outer.packet(IpNumber::GRE, &gre)),
+    ));
+
     // --- fragments: the first fragment is scheduled; the next follows it; an orphan is dropped.
     let payload: Vec<u8> = (0u8..24).collect();
     let whole_in = udp4_segment(c4(2), c4(105), 6000, 5353, &payload);

@@ -8,7 +8,7 @@
 //!   lines before it and reports kernel refusals while carrying on, the whole input is refused at
 //!   its first error, as `line N: ...` naming the option, and nothing is applied.
 //!   Refused by name, because lbd cannot do them: firewall marks (`-f`, `-6`), SCTP, persistence
-//!   engines (`--pe sip`), tunnel checksums (`--tun-csum`, `--tun-remcsum`), `-b flag-3`, host
+//!   engines (`--pe sip`), remote checksum offload (`--tun-remcsum`), `-b flag-3`, host
 //!   and service names (save with `-n`). The model is written one way only: a real server's port
 //!   is 0 when it is the service's, a mask is kept only with `-p` (IPVS ignores it otherwise).
 //! - [`save`] writes what `ipvsadm -S -n` 1.31 prints for a model, in its order. It refuses
@@ -175,24 +175,24 @@ impl Tunnel<'_> {
     }
 
     /// The mode and GUE port of an `-i` server, under ipvsadm's `tunnel_types_v_options` (gue
-    /// needs a port, ipip takes no option, gre no port); lbd sends every tunnel without
-    /// checksums, so `--tun-csum` and `--tun-remcsum` are refused by name.
+    /// needs a port, ipip takes no option, gre no port). `--tun-csum` is the backend's
+    /// `tunnel_checksum` (see `checksum`); `--tun-remcsum` is refused by name.
     pub fn mode(&self) -> Result<(Mode, Option<u16>), String> {
-        if self.csum {
-            return Err("--tun-csum: lbd sends tunnel packets without checksums (--tun-nocsum)".into());
-        }
         if self.remcsum {
-            return Err("--tun-remcsum: remote checksum offload is not supported; lbd sends tunnel packets without \
-                 checksums (--tun-nocsum)"
+            return Err("--tun-remcsum: remote checksum offload is not supported; lbd sends tunnels without \
+                 checksums (--tun-nocsum) or with them (--tun-csum)"
                 .into());
+        }
+        if self.csum && self.nocsum {
+            return Err("--tun-csum: not with --tun-nocsum".into());
         }
         match self.kind.unwrap_or("ipip") {
             "ipip" => {
                 if self.port.is_some() {
                     return Err("--tun-port: an ipip tunnel has no port (it is for --tun-type gue)".into());
                 }
-                if self.nocsum {
-                    return Err("--tun-nocsum: an ipip tunnel has no checksum (it is for --tun-type gue)".into());
+                if let Some(o) = [(self.nocsum, "--tun-nocsum"), (self.csum, "--tun-csum")].iter().find(|o| o.0) {
+                    return Err(format!("{}: an ipip tunnel has no checksum (it is for gue and gre)", o.1));
                 }
                 Ok((Mode::Tun, None))
             }
@@ -209,6 +209,13 @@ impl Tunnel<'_> {
             }
             other => Err(format!("--tun-type {other}: expected ipip, gue or gre")),
         }
+    }
+}
+
+impl Tunnel<'_> {
+    /// Whether the tunnel carries a checksum (`--tun-csum`).
+    pub fn checksum(&self) -> bool {
+        self.csum
     }
 }
 
@@ -385,12 +392,11 @@ mod tests {
         assert!(
             Tunnel { kind: Some("gre"), port: Some(1), ..Tunnel::default() }.mode().unwrap_err().contains("--tun-port")
         );
-        assert!(
-            Tunnel { kind: Some("gre"), csum: true, ..Tunnel::default() }.mode().unwrap_err().contains("--tun-csum")
-        );
+        assert_eq!(Tunnel { kind: Some("gre"), csum: true, ..Tunnel::default() }.mode(), Ok((Mode::Gre, None)));
+        assert!(Tunnel { csum: true, ..Tunnel::default() }.mode().unwrap_err().starts_with("--tun-csum: an ipip"));
         assert!(Tunnel { kind: Some("vxlan"), ..Tunnel::default() }.mode().unwrap_err().contains("--tun-type vxlan"));
         assert!(Tunnel { port: Some(1), ..Tunnel::default() }.mode().unwrap_err().contains("--tun-port"));
-        assert!(Tunnel { csum: true, ..gue }.mode().unwrap_err().starts_with("--tun-csum"));
+        assert!(Tunnel { csum: true, ..gue }.mode().unwrap_err().starts_with("--tun-csum: not with --tun-nocsum"));
         assert!(Tunnel { remcsum: true, ..gue }.mode().unwrap_err().starts_with("--tun-remcsum"));
     }
 }

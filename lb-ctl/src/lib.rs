@@ -74,6 +74,9 @@ pub struct BackendEdit {
     /// ipvsadm -y.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lower_threshold: Option<u32>,
+    /// ipvsadm --tun-csum (true) or --tun-nocsum (false), with a tunnel mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_checksum: Option<bool>,
 }
 
 /// A request.
@@ -381,6 +384,12 @@ pub fn edit(model: &ServicesModel, cmd: &Command) -> Result<ServicesModel, Strin
                 if mode != Mode::Gue {
                     b.gue_port = None;
                 }
+                if !matches!(mode, Mode::Gue | Mode::Gre) {
+                    b.tunnel_checksum = false;
+                }
+            }
+            if let Some(c) = edit.tunnel_checksum {
+                b.tunnel_checksum = c;
             }
             if edit.gue_port.is_some() {
                 b.gue_port = edit.gue_port;

@@ -77,13 +77,13 @@ struct TunnelArgs {
     /// The backend's GUE port.
     #[arg(long = "tun-port", visible_alias = "gue-port", value_name = "PORT")]
     tun_port: Option<u16>,
-    /// Tunnel without checksums: what lbd sends anyway.
+    /// Tunnel without checksums (the default).
     #[arg(long)]
     tun_nocsum: bool,
-    /// Refused: lbd sends no tunnel checksums.
-    #[arg(long, hide = true)]
+    /// gue and gre tunnels with a checksum.
+    #[arg(long)]
     tun_csum: bool,
-    /// Refused: lbd sends no tunnel checksums.
+    /// Refused: remote checksum offload is not supported.
     #[arg(long, hide = true)]
     tun_remcsum: bool,
 }
@@ -600,6 +600,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                     gue_port,
                     upper_threshold: *upper_threshold,
                     lower_threshold: *lower_threshold,
+                    tunnel_checksum: tunnel.tun_csum,
                     ..BackendModel::at(address)
                 },
             }
@@ -619,6 +620,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                     gue_port: fwd.and_then(|f| f.1),
                     upper_threshold: *upper_threshold,
                     lower_threshold: *lower_threshold,
+                    tunnel_checksum: fwd.map(|_| tunnel.tun_csum),
                 },
             }
         }

@@ -114,10 +114,13 @@ const REFUSED: [(&str, &[&str]); 40] = [
     ("-A -t 10.0.0.1:80 -6", &["line 1: -6", "firewall-mark"]),
     ("-A --sctp-service 10.0.0.1:80", &["line 1: --sctp-service: SCTP"]),
     ("-A -t 10.0.0.1:5060 -p --pe sip", &["line 1: --pe sip: the SIP persistence engine is not supported"]),
-    ("-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.1.0.1 -i --tun-type gre --tun-csum", &["line 2: --tun-csum"]),
     (
-        "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.1.0.1 -i --tun-type gue --tun-port 6080 --tun-csum",
-        &["line 2: --tun-csum: lbd sends tunnel packets without checksums"],
+        "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.1.0.1 -i --tun-csum",
+        &["line 2: --tun-csum: an ipip tunnel has no checksum"],
+    ),
+    (
+        "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.1.0.1 -i --tun-type gue --tun-port 6080 --tun-csum --tun-nocsum",
+        &["line 2: --tun-csum: not with --tun-nocsum"],
     ),
     (
         "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.1.0.1 -i --tun-type gue --tun-port 6080 --tun-remcsum",
@@ -173,6 +176,19 @@ const REFUSED: [(&str, &[&str]); 40] = [
         &["line 2: -r [2001:db8::2]: '[2001:db8::2]' is not [IPV6]:PORT"],
     ),
 ];
+
+/// --tun-csum: gue and gre tunnels with checksums, read and written back as ipvsadm prints them.
+#[test]
+fn tunnel_checksums_round_trip() {
+    let text = "-A -t 10.0.0.1:80 -s wlc\n\
+        -a -t 10.0.0.1:80 -r 10.1.0.1:80 -i -w 1 --tun-type gre --tun-csum\n\
+        -a -t 10.0.0.1:80 -r 10.1.0.2:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum\n\
+        -a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-nocsum\n";
+    let m = ipvsadm::parse(text).unwrap();
+    let sums: Vec<bool> = m.services[0].backends.iter().map(|b| b.tunnel_checksum).collect();
+    assert_eq!(sums, [true, true, false]);
+    assert_eq!(ipvsadm::save(&m).unwrap(), text);
+}
 
 #[test]
 fn refusals_name_the_line_and_the_option() {

@@ -172,7 +172,8 @@ fn add_backend_takes_ipvsadms_forwarding() {
         all.extend_from_slice(args);
         refused(&all)
     };
-    assert!(no(&["-i", "--tun-type", "gue", "--tun-port", "6080", "--tun-csum"]).contains("--tun-csum"));
+    assert!(backend(&["-i", "--tun-type", "gue", "--tun-port", "6080", "--tun-csum"]).tunnel_checksum);
+    assert!(no(&["-i", "--tun-csum"]).contains("--tun-csum: an ipip tunnel has no checksum"));
     assert!(no(&["-i", "--tun-remcsum"]).contains("--tun-remcsum"));
     assert!(no(&["-i", "--tun-type", "gue"]).contains("--tun-port"));
     assert!(no(&["-g", "--tun-type", "gue"]).contains("--tun-type: tunnel options need -i"));
@@ -199,7 +200,10 @@ fn edit_backend_changes_only_what_it_is_given() {
         "-x",
         "9",
     ]);
-    assert_eq!(c["edit"], json!({ "weight": null, "mode": "gue", "gue_port": 6081, "upper_threshold": 9 }));
+    assert_eq!(
+        c["edit"],
+        json!({ "weight": null, "mode": "gue", "gue_port": 6081, "upper_threshold": 9, "tunnel_checksum": false })
+    );
 }
 
 #[test]

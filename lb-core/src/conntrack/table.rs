@@ -26,6 +26,9 @@ pub struct Conn {
     pub live: bool,
     /// GUE destination port of the backend (gue mode).
     pub tunnel_port: u16,
+    /// gue, gre: the tunnel carries a checksum.
+    #[serde(default)]
+    pub tunnel_csum: bool,
     /// Expiry time in milliseconds of the caller's clock.
     pub expires_ms: u64,
     /// Highest TCP acknowledgement seen per direction (`Dir as usize`), for forward progress.

@@ -483,6 +483,7 @@ fn new_flow(
         c.orig = *key;
         (c.backend_id, c.service_id, c.mode) = (svc.backends[bi].id, svc.id, svc.backends[bi].mode);
         c.tunnel_port = svc.backends[bi].tunnel_port;
+        c.tunnel_csum = svc.backends[bi].tunnel_checksum;
         let b = svc.backends[bi];
         let port = if svc.key.port == 0 { key.dst_port } else { b.port };
         c.reply =
@@ -521,6 +522,7 @@ fn open(
     c.service_id = svc.id;
     c.mode = b.mode;
     c.tunnel_port = b.tunnel_port;
+    c.tunnel_csum = b.tunnel_checksum;
     c.reply_indexed = b.mode.sees_replies();
     // A port-zero service forwards every port unchanged.
     let backend_port = if svc.key.port == 0 { key.dst_port } else { b.port };

@@ -77,10 +77,11 @@ pub(super) fn send_for_conn(
     // and dr packets do not pay for it.
     let (tunnel, entropy) = match (dir, c.mode) {
         (Dir::Orig, Mode::Tun) => (Some(Tunnel::Ipip), fast_hash(&c.orig, 0)),
-        (Dir::Orig, Mode::Gre) => (Some(Tunnel::Gre), fast_hash(&c.orig, 0)),
+        (Dir::Orig, Mode::Gre) => (Some(Tunnel::Gre { checksum: c.tunnel_csum }), fast_hash(&c.orig, 0)),
         (Dir::Orig, Mode::Gue) => {
             let entropy = fast_hash(&c.orig, 0);
-            (Some(Tunnel::Gue { src_port: 0xc000 | (entropy & 0x3fff) as u16, dst_port: c.tunnel_port }), entropy)
+            let src_port = 0xc000 | (entropy & 0x3fff) as u16;
+            (Some(Tunnel::Gue { src_port, dst_port: c.tunnel_port, checksum: c.tunnel_csum }), entropy)
         }
         _ => (None, 0),
     };

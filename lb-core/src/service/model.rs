@@ -125,6 +125,11 @@ pub struct BackendModel {
     /// again below it; 0 means below three quarters of the upper threshold, as in IPVS.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub lower_threshold: u32,
+    /// gue and gre: the tunnel carries a checksum (ipvsadm --tun-csum): GUE's outer UDP
+    /// checksum over IPv4 too, GRE's checksum field (RFC 2784). Without it, as IPVS by
+    /// default, none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tunnel_checksum: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -142,6 +147,7 @@ impl BackendModel {
             gue_port: None,
             upper_threshold: 0,
             lower_threshold: 0,
+            tunnel_checksum: false,
         }
     }
 }

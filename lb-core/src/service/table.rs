@@ -24,6 +24,8 @@ pub struct Backend {
     /// Connection thresholds (ipvsadm -x, -y); 0 for none.
     pub upper_threshold: u32,
     pub lower_threshold: u32,
+    /// gue, gre: checksummed tunnel (ipvsadm --tun-csum).
+    pub tunnel_checksum: bool,
 }
 
 impl Backend {
@@ -184,6 +186,13 @@ fn backend_of(
     if backends.iter().any(|b| b.is_at(addr, v6, port)) {
         return Err(ModelError(format!("{}: duplicate backend", bat("address"))));
     }
+    if bm.tunnel_checksum && !matches!(bm.mode, Mode::Gue | Mode::Gre) {
+        return Err(ModelError(format!(
+            "{}: only gue and gre tunnels carry a checksum, not {}",
+            bat("tunnel_checksum"),
+            bm.mode.name()
+        )));
+    }
     if bm.lower_threshold > bm.upper_threshold {
         return Err(ModelError(format!(
             "{}: {} is above the upper threshold {} (IPVS refuses it too)",
@@ -207,6 +216,7 @@ fn backend_of(
         sorry: false,
         upper_threshold: bm.upper_threshold,
         lower_threshold: bm.lower_threshold,
+        tunnel_checksum: bm.tunnel_checksum,
     })
 }
 

@@ -45,9 +45,20 @@ pub fn gue_overhead(outer: &Endpoints) -> usize {
     outer.ip_header_len() + udp::HEADER_LEN + GUE_HEADER_LEN
 }
 
-/// Bytes a GRE encapsulation adds (outer IP, GRE header).
-pub fn gre_overhead(outer: &Endpoints) -> usize {
-    outer.ip_header_len() + GRE_HEADER_LEN
+/// Bytes a GRE encapsulation adds (outer IP, GRE header, and its checksum words when asked).
+pub fn gre_overhead(outer: &Endpoints, checksum: bool) -> usize {
+    outer.ip_header_len() + GRE_HEADER_LEN + if checksum { GRE_CHECKSUM_LEN } else { 0 }
+}
+
+/// The checksum and reserved words a GRE header with the C bit carries.
+pub const GRE_CHECKSUM_LEN: usize = 4;
+
+/// GUE's UDP ports, and whether its UDP checksum is computed over IPv4 too.
+#[derive(Debug, Clone, Copy)]
+pub struct GuePorts {
+    pub src: u16,
+    pub dst: u16,
+    pub checksum: bool,
 }
 
 /// Per-packet values of the outer header.
@@ -99,16 +110,17 @@ pub fn emit_ipip(buf: &mut [u8], outer: &Endpoints, inner_is_v6: bool, inner_len
 
 /// Writes outer IP, UDP (source port carries the flow's entropy) and GUE header at the start of
 /// `buf`, which holds the whole packet (the inner packet follows). Over IPv4 the UDP checksum is
-/// zero (allowed for tunnels); over IPv6 it is computed, because receivers drop zero checksums.
+/// zero (allowed for tunnels) unless `ports.checksum`; over IPv6 it is always computed, because
+/// receivers drop zero checksums.
 pub fn emit_gue(
     buf: &mut [u8],
     outer: &Endpoints,
     inner_is_v6: bool,
     inner_len: usize,
-    src_port: u16,
-    dst_port: u16,
+    ports: GuePorts,
     f: &OuterFields,
 ) {
+    let (src_port, dst_port) = (ports.src, ports.dst);
     let ip_len = outer.ip_header_len();
     let udp_len = udp::HEADER_LEN + GUE_HEADER_LEN + inner_len;
     emit_outer_ip(buf, outer, ip_proto::UDP, udp_len, f);
@@ -119,21 +131,43 @@ pub fn emit_gue(
     u.set_dst_port(dst_port);
     u.set_len(u16::try_from(udp_len).unwrap_or(u16::MAX));
     u.set_checksum(0);
-    if let Endpoints::V6 { src, dst } = *outer {
-        // udp_len fits u32: it is at most a jumbo frame.
-        let pseudo = checksum::pseudo_v6(src, dst, ip_proto::UDP, u32::try_from(udp_len).unwrap_or(u32::MAX));
-        u.fill_checksum(pseudo);
+    match *outer {
+        Endpoints::V6 { src, dst } => {
+            // udp_len fits u32: it is at most a jumbo frame.
+            let pseudo = checksum::pseudo_v6(src, dst, ip_proto::UDP, u32::try_from(udp_len).unwrap_or(u32::MAX));
+            u.fill_checksum(pseudo);
+        }
+        Endpoints::V4 { src, dst } if ports.checksum => {
+            let pseudo = checksum::pseudo_v4(src, dst, ip_proto::UDP, u16::try_from(udp_len).unwrap_or(u16::MAX));
+            u.fill_checksum(pseudo);
+        }
+        Endpoints::V4 { .. } => {}
     }
 }
 
-/// Writes outer IP and a GRE header (no flags, version 0, the inner packet's EtherType) at the
-/// start of `buf`; the inner packet of `inner_len` bytes follows.
-pub fn emit_gre(buf: &mut [u8], outer: &Endpoints, inner_is_v6: bool, inner_len: usize, f: &OuterFields) {
+/// Writes outer IP and a GRE header (version 0, the inner packet's EtherType; with `checksum`
+/// the C bit and the checksum of the GRE header and payload) at the start of `buf`; the inner
+/// packet of `inner_len` bytes follows.
+pub fn emit_gre(
+    buf: &mut [u8],
+    outer: &Endpoints,
+    inner_is_v6: bool,
+    inner_len: usize,
+    checksum: bool,
+    f: &OuterFields,
+) {
     let ip_len = outer.ip_header_len();
-    emit_outer_ip(buf, outer, IPPROTO_GRE, GRE_HEADER_LEN + inner_len, f);
+    let gre_len = GRE_HEADER_LEN + if checksum { GRE_CHECKSUM_LEN } else { 0 };
+    emit_outer_ip(buf, outer, IPPROTO_GRE, gre_len + inner_len, f);
     let ethertype: u16 = if inner_is_v6 { 0x86dd } else { 0x0800 };
-    buf[ip_len..ip_len + 2].copy_from_slice(&[0, 0]);
+    buf[ip_len..ip_len + 2].copy_from_slice(&[if checksum { 0x80 } else { 0 }, 0]);
     buf[ip_len + 2..ip_len + GRE_HEADER_LEN].copy_from_slice(&ethertype.to_be_bytes());
+    if checksum {
+        let gre = &mut buf[ip_len..ip_len + gre_len + inner_len];
+        gre[GRE_HEADER_LEN..gre_len].fill(0);
+        let sum = checksum::finish(0, gre);
+        gre[GRE_HEADER_LEN..GRE_HEADER_LEN + 2].copy_from_slice(&sum.to_be_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -143,8 +177,8 @@ mod tests {
     #[test]
     fn gre_v4_header() {
         let outer = Endpoints::V4 { src: [10, 1, 0, 1], dst: [10, 1, 0, 2] };
-        let mut buf = vec![0xa5u8; gre_overhead(&outer) + 40];
-        emit_gre(&mut buf, &outer, true, 40, &F);
+        let mut buf = vec![0xa5u8; gre_overhead(&outer, false) + 40];
+        emit_gre(&mut buf, &outer, true, 40, false, &F);
         let p = ipv4::Packet::new_checked(&buf[..]).unwrap();
         assert_eq!((p.protocol(), p.total_len(), p.ident()), (47, 64, 0x1234));
         assert!(p.verify_checksum());
@@ -172,7 +206,7 @@ mod tests {
         let mut buf = vec![0u8; gue_overhead(&outer) + 20];
         let inner_len = 20;
         buf[gue_overhead(&outer)..].copy_from_slice(&[0x45; 20]);
-        emit_gue(&mut buf, &outer, false, inner_len, 40000, 6080, &F);
+        emit_gue(&mut buf, &outer, false, inner_len, GuePorts { src: 40000, dst: 6080, checksum: false }, &F);
         let p = ipv6::Packet::new_checked(&buf[..]).unwrap();
         assert_eq!(p.next_header(), ip_proto::UDP);
         assert_eq!(p.flow_label(), 0x1234);

@@ -471,6 +471,7 @@ impl<'a> Line<'a> {
             gue_port,
             upper_threshold: upper,
             lower_threshold: lower,
+            tunnel_checksum: forward == Opt::Ipip && self.tunnel.checksum(),
             ..BackendModel::at(address)
         })
     }

@@ -90,10 +90,11 @@ pub fn save(model: &ServicesModel) -> Result<String, String> {
             match b.mode {
                 Mode::Tun => out.push_str(" --tun-type ipip"),
                 Mode::Gue => out.push_str(&format!(
-                    " --tun-type gue --tun-port {} --tun-nocsum",
-                    b.gue_port.unwrap_or(DEFAULT_GUE_PORT)
+                    " --tun-type gue --tun-port {} {}",
+                    b.gue_port.unwrap_or(DEFAULT_GUE_PORT),
+                    csum_option(b.tunnel_checksum)
                 )),
-                Mode::Gre => out.push_str(" --tun-type gre --tun-nocsum"),
+                Mode::Gre => out.push_str(&format!(" --tun-type gre {}", csum_option(b.tunnel_checksum))),
                 Mode::Nat | Mode::Fnat | Mode::Dr => {}
             }
             if b.upper_threshold != 0 || b.lower_threshold != 0 {
@@ -103,6 +104,11 @@ pub fn save(model: &ServicesModel) -> Result<String, String> {
         }
     }
     Ok(out)
+}
+
+/// ipvsadm's tunnel checksum option as `print_tunnel_rule` writes it.
+fn csum_option(checksum: bool) -> &'static str {
+    if checksum { "--tun-csum" } else { "--tun-nocsum" }
 }
 
 #[cfg(test)]
