@@ -10,6 +10,7 @@
 
 pub mod conntrack;
 pub mod flow;
+pub mod frame;
 pub mod frag;
 pub mod health;
 pub mod lport;

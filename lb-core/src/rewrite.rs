@@ -4,7 +4,7 @@
 //! Direct routing needs only the Ethernet rewrite every forwarded packet gets.
 //! Callers pass offsets the pipeline has already validated; nothing here can panic on them.
 
-use crate::pipeline::Frame;
+use crate::frame::Frame;
 use crate::wire::encap::{self, Endpoints, OuterFields};
 use crate::wire::{EtherType, checksum, icmpv4, icmpv6, ip_proto, ipv4, ipv6, tcp, udp};
 
@@ -262,7 +262,7 @@ pub fn make_icmp_error(frame: &mut impl Frame, l3: usize, v6: bool, from: &[u8; 
 mod tests {
     use super::*;
     use crate::flow::widen;
-    use crate::pipeline::VecFrame;
+    use crate::frame::VecFrame;
 
     fn tcp_v4() -> Vec<u8> {
         // Ethernet + IPv4 + TCP SYN with a valid checksum, 10.0.0.1:40000 -> 10.0.0.100:80.

@@ -11,7 +11,6 @@
 
 mod counters;
 mod forward;
-mod frame;
 mod icmp;
 mod l2;
 mod send;
@@ -20,7 +19,7 @@ mod synproxy;
 mod vlan;
 
 pub use counters::{BackendCounters, Counters, DropReason, ServiceCounters};
-pub use frame::{DATA_ROOM, Frame, HEADROOM, L4Checksum, VecFrame};
+pub use crate::frame::{DATA_ROOM, Frame, HEADROOM, L4Checksum, VecFrame};
 pub use l2::{Probe, from_host, write_probe};
 pub use synproxy::{check_cookie, make_cookie};
 pub use vlan::{vlan_egress, vlan_ingress};
