@@ -10,8 +10,8 @@
 
 pub mod conntrack;
 pub mod flow;
-pub mod frame;
 pub mod frag;
+pub mod frame;
 pub mod health;
 pub mod lport;
 pub mod neigh;

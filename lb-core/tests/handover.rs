@@ -6,18 +6,9 @@ mod common;
 
 use common::*;
 use etherparse::EtherType;
+use lb_core::Worker;
 use lb_core::pipeline::{DropReason, Verdict};
-use lb_core::service::{Limits, ServicesModel, Table};
-use lb_core::{Steering, Worker, WorkerConfig};
-
-fn table(services: &str) -> Table {
-    let s: ServicesModel = toml::from_str(services).unwrap();
-    Table::build(&s, network(), Limits::default(), None, 0).unwrap()
-}
-
-fn worker() -> Worker {
-    worker_with(&WorkerConfig { conn_capacity: 1024, ..Default::default() }, Steering::Any)
-}
+use lb_core::service::Table;
 
 fn run(w: &mut Worker, t: &Table, port: u16, input: &[u8], now_ms: u64) -> (Verdict, Vec<u8>) {
     run_on(w, t, port, input, now_ms)
@@ -27,8 +18,8 @@ const RR: &str = "[[service]]\nvip = \"10.0.0.100\"\nport = 80\nscheduler = \"rr
 
 #[test]
 fn a_saved_connection_forwards_the_same_in_another_lbd() {
-    let old = table(RR);
-    let mut a = worker();
+    let old = table_of(RR);
+    let mut a = small_worker();
     let syn = eth(LB0, client_mac(2), EtherType::IPV4, &tcp4(&V4::new(c4(2), c4(100)), 40000, 80, SYN, b""));
     let (_, out) = run(&mut a, &old, 0, &syn, 1000);
     let backend = out[14 + 19];
@@ -36,10 +27,11 @@ fn a_saved_connection_forwards_the_same_in_another_lbd() {
     assert_eq!(saved.len(), 1);
     assert_eq!(saved[0].expires_in_ms + 2000, a.conns.iter().next().unwrap().expires_ms);
     // The new lbd runs another service first: every id differs.
-    let new =
-        table(&format!("[[service]]\nvip = \"10.0.0.99\"\nport = 1\nbackend = [{{ address = \"10.1.0.40\" }}]\n{RR}"));
+    let new = table_of(&format!(
+        "[[service]]\nvip = \"10.0.0.99\"\nport = 1\nbackend = [{{ address = \"10.1.0.40\" }}]\n{RR}"
+    ));
     let ack = eth(LB0, client_mac(2), EtherType::IPV4, &tcp4(&V4::new(c4(2), c4(100)), 40000, 80, ACK, b"x"));
-    let mut b = worker();
+    let mut b = small_worker();
     assert_eq!(
         run(&mut b, &new, 0, &ack, 50).0,
         Verdict::Drop(DropReason::NoConnection),
@@ -51,6 +43,6 @@ fn a_saved_connection_forwards_the_same_in_another_lbd() {
     let id = new.services()[1].backends.iter().find(|x| x.addr[3] == backend).unwrap().id;
     assert_eq!(b.load(id).active + b.load(id).inactive, 1, "and counts in its backend's load");
     // A connection of a service the new lbd does not have is refused, with the reason.
-    let other = table("[[service]]\nvip = \"10.0.0.100\"\nport = 81\nbackend = [{ address = \"10.1.0.11\" }]\n");
-    assert!(worker().adopt(&other, &saved[0], 100).unwrap_err().contains("no service 10.0.0.100:80"));
+    let other = table_of("[[service]]\nvip = \"10.0.0.100\"\nport = 81\nbackend = [{ address = \"10.1.0.11\" }]\n");
+    assert!(small_worker().adopt(&other, &saved[0], 100).unwrap_err().contains("no service 10.0.0.100:80"));
 }

@@ -6,18 +6,9 @@ mod common;
 
 use common::*;
 use etherparse::EtherType;
+use lb_core::Worker;
 use lb_core::pipeline::Verdict;
 use lb_core::service::{Limits, ServicesModel, Table};
-use lb_core::{Steering, Worker, WorkerConfig};
-
-fn table(services: &str) -> Table {
-    let s: ServicesModel = toml::from_str(services).unwrap();
-    Table::build(&s, network(), Limits::default(), None, 0).unwrap()
-}
-
-fn worker() -> Worker {
-    worker_with(&WorkerConfig { conn_capacity: 1024, ..Default::default() }, Steering::Any)
-}
 
 /// The last byte of the backend a frame lbd sent went to.
 fn backend_of(out: &[u8]) -> u8 {
@@ -31,12 +22,12 @@ fn tcp(client: u8, sport: u16, f: Flags) -> Vec<u8> {
 #[test]
 fn an_upper_threshold_overloads_a_backend_until_it_falls_below_the_lower() {
     // fo sends everything to the heaviest available backend: 11 until it is overloaded.
-    let t = table(
+    let t = table_of(
         "[[service]]\nvip = \"10.0.0.100\"\nport = 80\nscheduler = \"fo\"\nbackend = [\
          { address = \"10.1.0.11\", weight = 10, upper_threshold = 2, lower_threshold = 1 },\
          { address = \"10.1.0.12\", weight = 1 }]\n",
     );
-    let mut w = worker();
+    let mut w = small_worker();
     let to = |w: &mut Worker, sport: u16, f: Flags, now: u64| {
         let (v, out) = run_on(w, &t, 0, &tcp(2, sport, f), now);
         assert_eq!(v, Verdict::Tx(1));
@@ -59,11 +50,11 @@ fn an_upper_threshold_overloads_a_backend_until_it_falls_below_the_lower() {
 
 #[test]
 fn one_packet_scheduling_keeps_no_connection() {
-    let t = table(
+    let t = table_of(
         "[[service]]\nvip = \"10.0.0.100\"\nport = 53\nprotocol = \"udp\"\nscheduler = \"rr\"\none_packet = true\n\
          backend = [{ address = \"10.1.0.11\" }, { address = \"10.1.0.12\" }]\n",
     );
-    let mut w = worker();
+    let mut w = small_worker();
     let dns = eth(LB0, client_mac(2), EtherType::IPV4, &udp4(&V4::new(c4(2), c4(100)), 5353, 53, b"q"));
     let got: Vec<u8> = (0..4)
         .map(|i| {
@@ -87,14 +78,14 @@ fn one_packet_scheduling_keeps_no_connection() {
 #[test]
 fn a_persistence_netmask_keeps_a_whole_prefix_on_one_backend() {
     let services = |prefix: &str| {
-        table(&format!(
+        table_of(&format!(
             "[[service]]\nvip = \"10.0.0.100\"\nport = 80\nscheduler = \"rr\"\npersistence = 300\n{prefix}\
              backend = [{{ address = \"10.1.0.11\" }}, {{ address = \"10.1.0.12\" }}]\n"
         ))
     };
     for (prefix, want) in [("", [11, 12, 11]), ("persistence_prefix = 24\n", [11, 11, 11])] {
         let t = services(prefix);
-        let mut w = worker();
+        let mut w = small_worker();
         let got: Vec<u8> = [2u8, 3, 2]
             .iter()
             .enumerate()

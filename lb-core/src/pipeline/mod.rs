@@ -18,8 +18,8 @@ mod sync;
 mod synproxy;
 mod vlan;
 
-pub use counters::{BackendCounters, Counters, DropReason, ServiceCounters};
 pub use crate::frame::{DATA_ROOM, Frame, HEADROOM, L4Checksum, VecFrame};
+pub use counters::{BackendCounters, Counters, DropReason, ServiceCounters};
 pub use l2::{Probe, from_host, write_probe};
 pub use synproxy::{check_cookie, make_cookie};
 pub use vlan::{vlan_egress, vlan_ingress};

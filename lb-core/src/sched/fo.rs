@@ -1,17 +1,11 @@
 //! Weighted failover (IPVS `ip_vs_fo.c`): the available backend of the highest weight, the
 //! first on ties. The others are standbys.
 
-use super::{Load, available};
+use super::{Load, heaviest};
 
 /// The heaviest available backend.
 pub fn pick(weights: &[u32], load: &impl Fn(usize) -> Load) -> Option<usize> {
-    let mut best: Option<usize> = None;
-    for i in (0..weights.len()).filter(|i| available(weights, load, *i)) {
-        if best.is_none_or(|b| weights[i] > weights[b]) {
-            best = Some(i);
-        }
-    }
-    best
+    heaviest(weights, load, |_| true)
 }
 
 #[cfg(test)]

@@ -279,6 +279,18 @@ pub fn fold(addr: &[u8; 16], v6: bool) -> u32 {
     if v6 { word(0) ^ word(4) ^ word(8) ^ word(12) } else { word(0) }
 }
 
+/// The available backend of the highest weight among those `room` lets in, the first on ties
+/// (fo and ovf: `w > atomic_read(&h->weight)`).
+pub(crate) fn heaviest(weights: &[u32], load: &impl Fn(usize) -> Load, room: impl Fn(usize) -> bool) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for i in (0..weights.len()).filter(|i| available(weights, load, *i) && room(*i)) {
+        if best.is_none_or(|b| weights[i] > weights[b]) {
+            best = Some(i);
+        }
+    }
+    best
+}
+
 /// The weighted least-overhead available backend among `candidates`: `overhead(i) / weight`
 /// smallest, the first on ties (IPVS compares `loh * w > doh * lw`).
 pub(crate) fn least_weighted(

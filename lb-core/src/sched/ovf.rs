@@ -2,20 +2,11 @@
 //! active connections do not exceed its weight, the first on ties; the next one takes the
 //! overflow.
 
-use super::{Load, available};
+use super::{Load, heaviest};
 
 /// The heaviest available backend with room (active <= weight).
 pub fn pick(weights: &[u32], load: &impl Fn(usize) -> Load) -> Option<usize> {
-    let mut best: Option<usize> = None;
-    for i in 0..weights.len() {
-        if !available(weights, load, i) || load(i).active > weights[i] {
-            continue;
-        }
-        if best.is_none_or(|b| weights[i] > weights[b]) {
-            best = Some(i);
-        }
-    }
-    best
+    heaviest(weights, load, |i| load(i).active <= weights[i])
 }
 
 #[cfg(test)]

@@ -106,6 +106,17 @@ pub fn worker_with(cfg: &WorkerConfig, steering: Steering) -> Worker {
     Worker::new(cfg, neigh, steering)
 }
 
+/// A table of `services` (TOML) on the fixture network.
+pub fn table_of(services: &str) -> Table {
+    let s: ServicesModel = toml::from_str(services).unwrap();
+    Table::build(&s, network(), Limits::default(), None, 0).unwrap()
+}
+
+/// A worker with room for 1024 connections and the static neighbours of `worker_with`.
+pub fn small_worker() -> Worker {
+    worker_with(&WorkerConfig { conn_capacity: 1024, ..Default::default() }, Steering::Any)
+}
+
 /// Runs one frame through `process_burst` on worker `w`; returns the verdict and the bytes.
 pub fn run_on(w: &mut Worker, t: &Table, port: u16, input: &[u8], now_ms: u64) -> (Verdict, Vec<u8>) {
     let mut frames = [VecFrame::new(input, port)];
