@@ -267,7 +267,25 @@ impl ControlSocket {
             .filter(|e| e.mac != lb_core::wire::MacAddr::ZERO && e.state != lb_core::neigh::State::Permanent)
             .map(|e| lb_ctl::HandedNeighbour { address: to_ip(e.addr, e.v6), mac: e.mac.to_string(), port: e.port })
             .collect();
-        lb_ctl::Handover { model: self.model.clone(), timeouts: self.timeouts, workers, neighbours }
+        let down = self
+            .health
+            .down()
+            .iter()
+            .map(|k| lb_ctl::HandedBackend {
+                service: lb_ctl::ServiceId {
+                    vip: to_ip(k.service.addr, k.service.v6),
+                    port: k.service.port,
+                    protocol: if k.service.proto == lb_core::wire::ip_proto::UDP {
+                        lb_core::service::Protocol::Udp
+                    } else {
+                        lb_core::service::Protocol::Tcp
+                    },
+                },
+                address: to_ip(k.addr, k.v6),
+                port: k.port,
+            })
+            .collect();
+        lb_ctl::Handover { model: self.model.clone(), timeouts: self.timeouts, workers, neighbours, down }
     }
 
     fn list(&self, rt: &Runtime) -> Vec<ServiceView> {

@@ -115,6 +115,22 @@ impl Health {
         &self.down
     }
 
+    /// Takes out the backends another lbd's checks had taken out (`--takeover`): they stay
+    /// down until `rise` checks in a row bring them back, instead of taking traffic until
+    /// `fall` checks fail again. Call after `sync`; backends no longer checked are ignored.
+    pub fn adopt_down(&mut self, down: &DownSet) {
+        let now = Instant::now();
+        for key in down {
+            if let Some(t) = self.targets.get_mut(key) {
+                t.state = RiseFall::down();
+                self.down.insert(*key);
+                if let Ok(mut b) = self.board.lock() {
+                    b.insert(*key, status_of(false, "handover", "down in the lbd taken over", now));
+                }
+            }
+        }
+    }
+
     /// Follows the model: new backends start up and are checked at once, removed ones are
     /// forgotten, changed checks apply from their next run.
     pub fn sync(&mut self, model: &ServicesModel) {

@@ -181,7 +181,18 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
     let network = Network::build(&cfg.network, &macs).map_err(|e| e.0)?;
     let model = handed.as_ref().map_or_else(|| services_model(cfg), |(h, _)| h.model.clone());
     let timeouts = handed.as_ref().map_or(cfg.timeouts, |(h, _)| h.timeouts);
-    let table = Table::build(&model, network, Limits::default(), None, cfg.control.maglev_seed).map_err(|e| e.0)?;
+    // Backends the old lbd's checks had taken out stay out from the first packet.
+    let down: lb_core::service::DownSet = handed
+        .iter()
+        .flat_map(|(h, _)| &h.down)
+        .map(|b| {
+            let (addr, v6) = lb_core::flow::from_ip(b.address);
+            let service = lb_core::service::ServiceKey::new(b.service.vip, b.service.port, b.service.protocol);
+            lb_core::service::BackendKey { service, addr, v6, port: b.port }
+        })
+        .collect();
+    let table = Table::build_with_health(&model, network, Limits::default(), None, cfg.control.maglev_seed, &down)
+        .map_err(|e| e.0)?;
     let services = table.services().len();
     let wcfg = WorkerConfig {
         conn_capacity: cfg.conntrack.capacity,
@@ -208,7 +219,12 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
             "lbd: warning: health checks are configured but no interface has exception = true: checks use the host's other routes to the backends, if any"
         );
     }
-    let health = health::Health::start()?;
+    let mut health = health::Health::start()?;
+    health.sync(&model);
+    health.adopt_down(&down);
+    if !down.is_empty() {
+        println!("lbd: takeover: {} backend(s) stay down until their checks bring them back", down.len());
+    }
     if handed.is_some() {
         // The old lbd exits once it has answered; its socket and metrics address go with it.
         takeover::wait_gone(&cfg.control.socket);

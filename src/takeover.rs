@@ -3,7 +3,8 @@
 //! same ports first (AF_PACKET and AF_XDP ports can be opened twice; the frames the new one
 //! receives before its workers run wait in its rings), then asks the running one to hand over:
 //! the old workers stop and give their connections, the old lbd answers with its services as
-//! they run, its timeouts, the connections per worker and the neighbours it learned, and exits.
+//! they run, its timeouts, the connections per worker, the neighbours it learned and the
+//! backends its health checks took out, and exits.
 //! The new one builds its table from those services, starts its workers and installs the
 //! connections in the same worker (the same queue, so the same RSS or software steering) and
 //! the neighbours as REACHABLE. Packets are lost only between the old workers' stop and the

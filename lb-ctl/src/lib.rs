@@ -171,6 +171,17 @@ pub struct Handover {
     pub timeouts: lb_core::conntrack::Timeouts,
     pub workers: Vec<Vec<lb_core::conntrack::SavedConn>>,
     pub neighbours: Vec<HandedNeighbour>,
+    /// Backends the health checks had taken out: they stay out until checks bring them back.
+    #[serde(default)]
+    pub down: Vec<HandedBackend>,
+}
+
+/// A backend in a `Handover`: its service and its address and port (0: the service's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandedBackend {
+    pub service: ServiceId,
+    pub address: IpAddr,
+    pub port: u16,
 }
 
 /// A learned neighbour in a `Handover`.

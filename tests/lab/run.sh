@@ -1175,8 +1175,16 @@ backend = [{ address = "10.1.0.11", mode = "fnat" }, { address = "10.1.0.12", mo
 vip = "10.0.0.100"
 port = 5201
 scheduler = "sh"
-backend = [{ address = "10.1.0.11" }]' || fail "lbd did not start"
+backend = [{ address = "10.1.0.11" }]
+[[service]]
+vip = "10.0.0.102"
+port = 80
+scheduler = "rr"
+check = { type = "tcp", interval_ms = 200, timeout_ms = 100, rise = 3, fall = 1 }
+backend = [{ address = "10.1.0.11", port = 9 }]' || fail "lbd did not start"
     lab_echo_servers 7000
+    # The checked backend is out of reach of the LB's kernel (no exception path here): down.
+    lab_wait_for "$LAB_DIR/lbd.log" "10.1.0.11:9 is down" 10 || fail "the checked backend did not go down: $(cat "$LAB_DIR/lbd.log")"
     sleep 1
     held() {
         ip netns exec "$NS_C" "$LAB_PY" "$here/conns.py" --target "$1:7000" --count "$2" --interval 0.2 --duration 600 \
@@ -1200,6 +1208,8 @@ backend = [{ address = "10.1.0.11" }]' || fail "lbd did not start"
     wait "$old_pid" 2>/dev/null || true
     grep -E "handing over|^lbd: stopped" "$LAB_DIR/lbd.log"
     grep "takeover:" "$LAB_DIR/lbd2.log" || fail "the new lbd reports no takeover: $(cat "$LAB_DIR/lbd2.log")"
+    grep -q "takeover: 1 backend(s) stay down" "$LAB_DIR/lbd2.log" || fail "the new lbd did not take over the down backend: $(cat "$LAB_DIR/lbd2.log")"
+    check "the backend the old lbd's checks had taken out is down in the new one from its start"
     sleep 3
     for p in "$nat_pid" "$fnat_pid"; do kill -TERM "$p"; wait "$p" || true; done
     wait "$iperf_pid" || fail "iperf3 through the takeover failed: $(tail -3 "$LAB_DIR/iperf.log")"
