@@ -480,26 +480,43 @@ fn new_flow(
     }
     if svc.one_packet {
         // IPVS's one-packet scheduling: this datagram alone; the next is scheduled afresh.
-        c.orig = *key;
-        (c.backend_id, c.service_id, c.mode) = (svc.backends[bi].id, svc.id, svc.backends[bi].mode);
-        c.tunnel_port = svc.backends[bi].tunnel_port;
-        c.tunnel_csum = svc.backends[bi].tunnel_checksum;
-        let b = svc.backends[bi];
-        let port = if svc.key.port == 0 { key.dst_port } else { b.port };
-        c.reply =
-            FlowKey { src: b.addr, dst: key.src, src_port: port, dst_port: key.src_port, proto: key.proto, v6: b.v6 };
+        describe(&mut c, svc, &svc.backends[bi], key);
         w.counters.one_packet += 1;
-        for s in [w.counters.services.get_mut(svc.id as usize)].into_iter().flatten() {
-            s.conns += 1;
-        }
-        for b in [w.counters.backends.get_mut(c.backend_id as usize)].into_iter().flatten() {
-            b.conns += 1;
-        }
+        count_new(&mut w.counters, &c);
     } else if let Err(v) = open(w, t, svc, bi, key, &mut c, now_ms, true) {
         return v;
     }
     count(w, &c, Dir::Orig, f.data().len());
     deliver(w, t, f, ip, lay, &c, Dir::Orig, false, now_ms)
+}
+
+/// Fills in what connection `c` of `svc` to backend `b` is: its keys, ids, mode and tunnel.
+/// The reply key is the backend's answer to the client (nat), or to lbd with the local port
+/// still to choose (fnat, see `open`), or only the backend (dr and the tunnels).
+fn describe(c: &mut Conn, svc: &Service, b: &crate::service::Backend, key: &FlowKey) {
+    c.orig = *key;
+    c.backend_id = b.id;
+    c.service_id = svc.id;
+    c.mode = b.mode;
+    c.tunnel_port = b.tunnel_port;
+    c.tunnel_csum = b.tunnel_checksum;
+    c.reply_indexed = b.mode.sees_replies();
+    // A port-zero service forwards every port unchanged.
+    let src_port = if svc.key.port == 0 { key.dst_port } else { b.port };
+    c.reply = FlowKey { src: b.addr, src_port, proto: key.proto, v6: b.v6, ..Default::default() };
+    if b.mode == Mode::Nat {
+        (c.reply.dst, c.reply.dst_port) = (key.src, key.src_port);
+    }
+}
+
+/// Counts a new connection (or one-packet datagram) of its service and backend.
+fn count_new(counters: &mut super::Counters, c: &Conn) {
+    if let Some(s) = counters.services.get_mut(c.service_id as usize) {
+        s.conns += 1;
+    }
+    if let Some(s) = counters.backends.get_mut(c.backend_id as usize) {
+        s.conns += 1;
+    }
 }
 
 /// Fills in a new connection `c` of `svc` to backend `bi` (reply key, full-NAT local address
@@ -517,42 +534,19 @@ fn open(
     stateless_ok: bool,
 ) -> Result<Option<ConnId>, Verdict> {
     let b = svc.backends[bi];
-    c.orig = *key;
-    c.backend_id = b.id;
-    c.service_id = svc.id;
-    c.mode = b.mode;
-    c.tunnel_port = b.tunnel_port;
-    c.tunnel_csum = b.tunnel_checksum;
-    c.reply_indexed = b.mode.sees_replies();
-    // A port-zero service forwards every port unchanged.
-    let backend_port = if svc.key.port == 0 { key.dst_port } else { b.port };
-    c.reply = match b.mode {
-        Mode::Nat => FlowKey {
-            src: b.addr,
-            dst: key.src,
-            src_port: backend_port,
-            dst_port: key.src_port,
-            proto: key.proto,
-            v6: b.v6,
-        },
-        Mode::Fnat => {
-            let locals = t.network.local_addresses(b.v6);
-            let Some(local) = locals.get(usize::try_from(fast_hash(key, 0) % locals.len().max(1) as u64).unwrap_or(0))
-            else {
-                return Err(Verdict::Drop(DropReason::NoSourceAddress));
-            };
-            let mut r =
-                FlowKey { src: b.addr, dst: *local, src_port: backend_port, dst_port: 0, proto: key.proto, v6: b.v6 };
-            match w.lports.choose(&r, &w.conns) {
-                Some(p) => r.dst_port = p,
-                None => return Err(Verdict::Drop(DropReason::LocalPortsExhausted)),
-            }
-            r
+    describe(c, svc, &b, key);
+    if b.mode == Mode::Fnat {
+        let locals = t.network.local_addresses(b.v6);
+        let Some(local) = locals.get(usize::try_from(fast_hash(key, 0) % locals.len().max(1) as u64).unwrap_or(0))
+        else {
+            return Err(Verdict::Drop(DropReason::NoSourceAddress));
+        };
+        c.reply.dst = *local;
+        match w.lports.choose(&c.reply, &w.conns) {
+            Some(p) => c.reply.dst_port = p,
+            None => return Err(Verdict::Drop(DropReason::LocalPortsExhausted)),
         }
-        Mode::Dr | Mode::Tun | Mode::Gue | Mode::Gre => {
-            FlowKey { src: b.addr, src_port: backend_port, proto: key.proto, v6: b.v6, ..Default::default() }
-        }
-    };
+    }
     c.expires_ms = now_ms + timeout_ms(w, c);
     match w.conns.insert(*c) {
         Ok(id) => {
@@ -561,12 +555,7 @@ fn open(
             }
             w.counters.conns_created += 1;
             add_load(&mut w.load, c);
-            if let Some(s) = w.counters.services.get_mut(c.service_id as usize) {
-                s.conns += 1;
-            }
-            if let Some(s) = w.counters.backends.get_mut(c.backend_id as usize) {
-                s.conns += 1;
-            }
+            count_new(&mut w.counters, c);
             Ok(Some(id))
         }
         Err(InsertError::Exists) => Err(Verdict::Drop(DropReason::ConntrackCollision)),
