@@ -190,7 +190,8 @@ impl State {
             return Err(None);
         };
         let g = lb_core::sync::open(d, &self.key)?;
-        if unix_ms().abs_diff(g.sent_ms) > self.max_age_ms || g.epoch > unix_ms() + self.max_age_ms {
+        let now = unix_ms();
+        if now.abs_diff(g.sent_ms) > self.max_age_ms || g.epoch > now + self.max_age_ms {
             return Err(Some(SyncError::Stale));
         }
         self.decoded.clear();

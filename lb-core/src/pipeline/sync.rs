@@ -31,8 +31,13 @@ fn emit(w: &mut Worker, id: ConnId, kind: SyncKind, now_ms: u64) {
     e.synced_ms = clock32(now_ms);
     let conn = *e;
     let ttl_ms = u32::try_from(timeout_ms(w, &conn)).unwrap_or(u32::MAX);
+    queue(w, SyncEvent { kind, conn, ttl_ms });
+}
+
+/// Puts `ev` in the outbox, or counts it lost when the outbox is full.
+fn queue(w: &mut Worker, ev: SyncEvent) {
     if w.sync_out.len() < MAX_SYNC_EVENTS {
-        w.sync_out.push(SyncEvent { kind, conn, ttl_ms });
+        w.sync_out.push(ev);
         w.counters.sync_emitted += 1;
     } else {
         w.counters.sync_lost += 1;
@@ -72,12 +77,9 @@ pub(super) fn opened(w: &mut Worker, id: ConnId, now_ms: u64) {
 
 /// lbd dropped connection `c` before its time; peers that knew it drop it too.
 pub(super) fn removed(w: &mut Worker, c: &Conn) {
-    if c.synced_ms == 0 || w.sync_out.len() >= MAX_SYNC_EVENTS {
-        w.counters.sync_lost += u64::from(c.synced_ms != 0);
-        return;
+    if c.synced_ms != 0 {
+        queue(w, SyncEvent { kind: SyncKind::Remove, conn: *c, ttl_ms: 0 });
     }
-    w.sync_out.push(SyncEvent { kind: SyncKind::Remove, conn: *c, ttl_ms: 0 });
-    w.counters.sync_emitted += 1;
 }
 
 /// Entries a resync step visits at most (empty ones cost a load each).
