@@ -171,7 +171,7 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
             takeover::wait_interface_gone(name);
         }
     }
-    let tap_ports = open_taps(cfg, &taps, &ports, &pool, handed.is_some())?;
+    let tap_ports = open_taps(cfg, &taps, &ports, &physical, &pool, handed.is_some())?;
     let exception = tap_ports.iter().any(Option::is_some).then(|| ExceptionPorts {
         taps: tap_ports.iter().map(|t| t.as_ref().map(|t| t.id)).collect(),
         limits: ExceptionLimits { rate: cfg.exception.rate, burst: cfg.exception.burst },
@@ -353,11 +353,13 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
 }
 
 /// Opens the TAP port of every interface with an exception path (`hotplug`: creating it now,
-/// after EAL started) and sets up its kernel interface.
+/// after EAL started) and sets up its kernel interface with the MAC of its device
+/// (`physical`: each interface's DPDK port).
 fn open_taps(
     cfg: &Config,
     taps: &[Option<String>],
     ports: &[Port],
+    physical: &[u16],
     pool: &ffi::MempoolRef,
     hotplug: bool,
 ) -> Result<Vec<Option<Port>>, String> {
@@ -373,7 +375,6 @@ fn open_taps(
         }
         let pc = PortConfig { queues: 1, descriptors: 512, mtu: itf.mtu, promiscuous: false };
         let tap = Port::open(device, &pc, pool).map_err(|e| format!("{at}: TAP port '{device}': {e}"))?;
-        let (_, physical) = lb_core::net::physical_ports(&cfg.network);
         let mac = ports[usize::from(physical[i])].mac;
         ffi::set_mac_addr(tap.id, mac).map_err(|e| format!("{at}: setting the MAC: {e}"))?;
         hostif::configure(itf).map_err(|e| format!("{at}: {e}"))?;
