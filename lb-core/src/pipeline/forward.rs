@@ -274,7 +274,7 @@ fn established(
         let next = tcp_transition(c.state, ev, dir, c.mode);
         move_state(w, id, &mut c, next, now_ms);
     }
-    w.conns.get_mut(id).expires_ms = now_ms + timeout_ms(w, &c);
+    w.conns.set_expiry(id, now_ms + timeout_ms(w, &c));
     if w.sync_on {
         super::sync::refreshed(w, id, now_ms);
     }

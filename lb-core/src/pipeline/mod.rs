@@ -362,20 +362,29 @@ const WARM_GROUP: usize = 32;
 /// (`flow::peek`; the real pass validates): a wrong guess costs a wasted load, never a wrong
 /// verdict.
 fn warm<F: Frame>(w: &Worker, frames: &[F]) {
-    let mut entries = [EMPTY_ENTRY; WARM_GROUP];
-    for (f, e) in frames.iter().zip(entries.iter_mut()) {
+    // The headers are in cache (the port just wrote them): hash every packet first, so the
+    // loops that miss are a few instructions per packet and the out-of-order window holds the
+    // whole group's loads at once.
+    let mut slots = [NO_SLOT; WARM_GROUP];
+    for (f, s) in frames.iter().zip(slots.iter_mut()) {
         if let Some(key) = crate::flow::peek(f.data()).and_then(|p| p.key()) {
-            let (_, slot) = w.conns.home(&key);
-            *e = w.conns.touch_slot(slot);
+            *s = w.conns.home(&key).1;
         }
     }
-    for &e in &entries[..frames.len()] {
+    let mut entries = [EMPTY_ENTRY; WARM_GROUP];
+    for (&s, e) in slots.iter().zip(entries.iter_mut()) {
+        if s != NO_SLOT {
+            *e = w.conns.touch_slot(s);
+        }
+    }
+    for &e in &entries {
         if e != EMPTY_ENTRY {
             w.conns.touch_entry(e);
         }
     }
 }
 
+const NO_SLOT: usize = usize::MAX;
 const EMPTY_ENTRY: u32 = u32::MAX;
 
 fn process_group<F: Frame>(w: &mut Worker, table: &Table, frames: &mut [F], verdicts: &mut [Verdict], now_ms: u64) {

@@ -134,8 +134,8 @@ pub(super) fn apply(w: &mut Worker, t: &Table, ev: &SyncEvent, now_ms: u64) -> b
                     let old = *w.conns.get(id);
                     if old.reply == c.reply && old.backend_id == c.backend_id && old.mode == c.mode {
                         set_state(w, id, c.state);
+                        w.conns.set_expiry(id, expires_ms);
                         let e = w.conns.get_mut(id);
-                        e.expires_ms = expires_ms;
                         e.synced_ms = c.synced_ms;
                         (e.synproxy, e.seq_delta, e.client_isn) = (c.synproxy, c.seq_delta, c.client_isn);
                         return true;
@@ -158,9 +158,8 @@ pub(super) fn apply(w: &mut Worker, t: &Table, ev: &SyncEvent, now_ms: u64) -> b
         SyncKind::State => match found {
             Some((id, Dir::Orig)) => {
                 set_state(w, id, ev.conn.state);
-                let e = w.conns.get_mut(id);
-                e.expires_ms = expires_ms;
-                e.synced_ms = clock32(now_ms);
+                w.conns.set_expiry(id, expires_ms);
+                w.conns.get_mut(id).synced_ms = clock32(now_ms);
                 true
             }
             _ => false,
