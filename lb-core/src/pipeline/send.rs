@@ -66,7 +66,7 @@ pub(super) fn send_for_conn(
         Dir::Orig => (c.reply.src, c.reply.v6),
         Dir::Reply => (c.orig.src, c.orig.v6),
     };
-    let Some((port, hop)) = t.network.route(&target, out_v6) else {
+    let Some((port, hop)) = t.route_to(c.backend_id, &target, out_v6) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
     if dir == Dir::Orig && c.mode == Mode::Dr && hop != target {

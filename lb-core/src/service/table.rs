@@ -89,6 +89,28 @@ pub struct Table {
     seed: u64,
     /// Bit per backend id: down, in a service that resets a down backend's connections.
     expire_down: Vec<u64>,
+    /// Per backend id, its address and the route to it, computed once here so that a packet
+    /// toward a backend indexes instead of searching the prefixes.
+    backend_routes: Vec<BackendRoute>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct BackendRoute {
+    addr: [u8; 16],
+    v6: bool,
+    /// Output port and next hop; `None` when no prefix or gateway reaches the backend.
+    via: Option<(u16, [u8; 16])>,
+}
+
+/// Every backend's route, indexed by backend id.
+fn backend_routes(services: &[Service], network: &Network) -> Vec<BackendRoute> {
+    let backends = || services.iter().flat_map(|s| &s.backends);
+    let len = backends().map(|b| b.id as usize + 1).max().unwrap_or(0);
+    let mut routes = vec![BackendRoute::default(); len];
+    for b in backends() {
+        routes[b.id as usize] = BackendRoute { addr: b.addr, v6: b.v6, via: network.route(&b.addr, b.v6) };
+    }
+    routes
 }
 
 /// Identity of a backend for Maglev: its address and port, so every node agrees.
@@ -369,7 +391,29 @@ impl Table {
             }
         }
         let generation = previous.map_or(1, |p| p.generation + 1);
-        Ok(Table { generation, network, limits, services, by_key, vips, nat_reverse, seed, expire_down })
+        let backend_routes = backend_routes(&services, &network);
+        Ok(Table {
+            generation,
+            network,
+            limits,
+            services,
+            by_key,
+            vips,
+            nat_reverse,
+            seed,
+            expire_down,
+            backend_routes,
+        })
+    }
+
+    /// The output port and next hop toward `addr`: backend `id`'s route, computed when the
+    /// table was built, when `addr` is that backend's address; otherwise the network's route.
+    #[inline]
+    pub fn route_to(&self, id: u32, addr: &[u8; 16], v6: bool) -> Option<(u16, [u8; 16])> {
+        match self.backend_routes.get(id as usize) {
+            Some(r) if r.addr == *addr && r.v6 == v6 => r.via,
+            _ => self.network.route(addr, v6),
+        }
     }
 
     /// True when backend `id` is down and its service resets a down backend's connections.
@@ -472,6 +516,28 @@ mod tests {
         let s6 = t.lookup(v6.octets(), true, 53, 17).unwrap();
         assert_eq!((s6.backends[0].port, s6.backends[0].mode), (53, Mode::Dr));
         assert_eq!(t.model(), model(TWO));
+    }
+
+    #[test]
+    fn backends_routes_are_computed_once_and_checked_by_address() {
+        let net: crate::net::NetworkModel = toml::from_str(
+            "[[interface]]\nname = \"a\"\naddresses = [\"10.0.0.1/24\"]\n\
+             [[interface]]\nname = \"b\"\naddresses = [\"10.1.0.254/24\"]\ngateway = \"10.1.0.1\"\n",
+        )
+        .unwrap();
+        let mac = crate::wire::MacAddr([2, 0, 0, 0, 0, 1]);
+        let network = Network::build(&net, &[mac, mac]).unwrap();
+        let t = Table::build(&model(TWO), network, Limits::default(), None, 0).unwrap();
+        let b = t.services()[0].backends[1];
+        assert_eq!(t.route_to(b.id, &b.addr, false), Some((1, b.addr)));
+        assert_eq!(t.route_to(b.id, &b.addr, false), t.network.route(&b.addr, false));
+        // Another address under that id (a connection of a backend since removed): searched.
+        let other = crate::flow::widen([192, 168, 7, 7]);
+        assert_eq!(t.route_to(b.id, &other, false), Some((1, crate::flow::widen([10, 1, 0, 1]))));
+        // The IPv6 backend has no route on this IPv4-only network.
+        let b6 = t.services()[1].backends[0];
+        assert_eq!(t.route_to(b6.id, &b6.addr, true), None);
+        assert_eq!(t.route_to(u32::MAX, &b.addr, false), Some((1, b.addr)));
     }
 
     #[test]
