@@ -451,34 +451,28 @@ fn ipv4<F: Frame>(w: &mut Worker, t: &Table, f: &mut F, now_ms: u64) -> Verdict 
             None => return Verdict::Drop(DropReason::Ipv4Malformed),
         }
     }
-    let (fragment, first) = (ip.is_fragment(), ip.frag_offset() == 0);
-    let frag_key = crate::frag::FragKey {
-        src: crate::flow::widen(ip.src()),
-        dst: crate::flow::widen(ip.dst()),
-        ident: u32::from(ip.ident()),
-        proto,
-        v6: false,
-    };
-    let dont_frag = ip.dont_frag();
+    let fragment = ip.is_fragment().then(|| {
+        let key = crate::frag::FragKey {
+            src: crate::flow::widen(ip.src()),
+            dst: crate::flow::widen(ip.dst()),
+            ident: u32::from(ip.ident()),
+            proto,
+            v6: false,
+        };
+        (key, ip.frag_offset() == 0)
+    });
+    let (dst, dont_frag) = (ip.dst(), ip.dont_frag());
     // Drop Ethernet padding so tunnels and ICMP quotes carry only the datagram.
     if d.len() > L3 + total {
         f.set_len(L3 + total);
     }
     match proto {
         ip_proto::TCP | ip_proto::UDP => {
-            let info = forward::Ip {
-                l3: L3,
-                l4: L3 + hl,
-                v6: false,
-                proto,
-                total,
-                dont_frag,
-                fragment: fragment.then_some((frag_key, first)),
-            };
+            let info = forward::Ip { l3: L3, l4: L3 + hl, v6: false, proto, total, dont_frag, fragment };
             forward::transport(w, t, f, &info, now_ms)
         }
-        ip_proto::ICMP if !fragment => icmp::v4(w, t, f, L3 + hl, now_ms),
-        _ => not_served(t, &frag_key.dst, false),
+        ip_proto::ICMP if fragment.is_none() => icmp::v4(w, t, f, L3 + hl, now_ms),
+        _ => not_served(t, &crate::flow::widen(dst), false),
     }
 }
 

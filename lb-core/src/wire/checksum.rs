@@ -32,12 +32,13 @@ fn sum16(data: &[u8]) -> u16 {
     if cfg!(target_endian = "little") { native.swap_bytes() } else { native }
 }
 
-/// Folds a 32-bit accumulator to 16 bits with end-around carry.
-pub fn fold(mut acc: u32) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    // The loop leaves at most 16 bits.
+/// Folds a 32-bit accumulator to 16 bits with end-around carry. Two folds always suffice (the
+/// first leaves at most 0x1fffe), so there is no loop and no branch.
+#[inline]
+pub fn fold(acc: u32) -> u16 {
+    let acc = (acc & 0xffff) + (acc >> 16);
+    let acc = (acc & 0xffff) + (acc >> 16);
+    // Two folds leave at most 16 bits.
     #[allow(clippy::cast_possible_truncation)]
     let folded = acc as u16;
     folded
@@ -132,6 +133,22 @@ mod tests {
         let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
         assert_eq!(fold(sum(0, &data)), 0xddf2);
         assert_eq!(checksum(&data), !0xddf2);
+    }
+
+    #[test]
+    fn two_folds_equal_folding_until_it_fits() {
+        let looped = |mut a: u32| {
+            while a > 0xffff {
+                a = (a & 0xffff) + (a >> 16);
+            }
+            a
+        };
+        for a in [0, 1, 0xffff, 0x1_0000, 0x1fffe, 0x1ffff, 0xffff_0000, 0xfffe_ffff, u32::MAX]
+            .into_iter()
+            .chain((0..64).map(|i| 0x9e37_79b9u32.wrapping_mul(i)))
+        {
+            assert_eq!(u32::from(fold(a)), looped(a), "{a:#x}");
+        }
     }
 
     #[test]
