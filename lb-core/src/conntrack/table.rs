@@ -116,8 +116,11 @@ const NO_DEADLINE: u64 = u64::MAX;
 /// A fixed-capacity connection table owned by one worker.
 pub struct ConnTable {
     entries: Vec<Conn>,
-    /// Each entry's `expires_ms` again, `u64::MAX` when free: the expiry sweep reads eight
-    /// entries' deadlines per cache line instead of two or three lines per entry.
+    /// For the expiry sweep, a lower bound of each entry's `expires_ms` (`u64::MAX` when
+    /// free): the sweep reads eight entries' bounds per cache line instead of two or three
+    /// lines per entry, and opens an entry only when its bound has passed. A packet that
+    /// pushes the deadline later writes only the entry, whose line its lookup brought in: a
+    /// write here per packet would be a cache miss per packet.
     deadlines: Vec<u64>,
     free: Vec<ConnId>,
     index: Vec<Slot>,
@@ -240,8 +243,13 @@ impl ConnTable {
     /// Sets when a connection expires.
     #[inline]
     pub fn set_expiry(&mut self, id: ConnId, expires_ms: u64) {
-        self.entries[id as usize].expires_ms = expires_ms;
-        self.deadlines[id as usize] = expires_ms;
+        let e = &mut self.entries[id as usize];
+        // Earlier (a state with a shorter timeout): the bound must follow. Later: it stays a
+        // lower bound, and the sweep catches up when it passes.
+        if expires_ms < e.expires_ms {
+            self.deadlines[id as usize] = expires_ms;
+        }
+        e.expires_ms = expires_ms;
     }
 
     /// Tracks a new connection; indexes its reply key too when `conn.reply_indexed`.
@@ -348,6 +356,11 @@ impl ConnTable {
             let id = self.sweep_cursor;
             self.sweep_cursor = if id + 1 == n { 0 } else { id + 1 };
             if self.deadlines[id] <= now_ms {
+                let expires_ms = self.entries[id].expires_ms;
+                if expires_ms > now_ms {
+                    self.deadlines[id] = expires_ms;
+                    continue;
+                }
                 let c = self.remove(u32::try_from(id).unwrap_or(0));
                 on_expired(&c);
                 removed += 1;
@@ -468,6 +481,19 @@ mod tests {
         // A removed entry's deadline never fires again.
         t.remove(a);
         assert_eq!(t.expire(10_000, 4, |_| {}), 0);
+    }
+
+    #[test]
+    fn a_later_deadline_is_caught_up_when_the_old_one_passes() {
+        let mut t = ConnTable::new(2, 2);
+        let a = t.insert(conn(1, S::Established)).unwrap(); // expires at 1000
+        t.set_expiry(a, 3000);
+        // The old deadline passed: the sweep looks, keeps it, and remembers the new one.
+        assert_eq!(t.expire(2000, 2, |_| {}), 0);
+        assert_eq!(t.deadlines[a as usize], 3000);
+        assert_eq!(t.expire(2999, 2, |_| {}), 0);
+        assert_eq!(t.expire(3000, 2, |_| {}), 1);
+        assert!(t.is_empty());
     }
 
     #[test]
