@@ -112,6 +112,8 @@ const EMPTY: u32 = u32::MAX;
 const FREE_SLOT: Slot = Slot { hash: 0, entry: EMPTY };
 const HASH_SEED: u64 = 0x243f_6a88_85a3_08d3;
 const NO_DEADLINE: u64 = u64::MAX;
+/// Index slots `touch_slot` reads past a home slot held by another key.
+const WARM_PROBE: usize = 4;
 
 /// A fixed-capacity connection table owned by one worker.
 pub struct ConnTable {
@@ -214,10 +216,18 @@ impl ConnTable {
         (h, h as usize & self.mask)
     }
 
-    /// Loads a home slot; returns its entry reference for `touch_entry`.
+    /// Loads the index from a home slot on and returns the entry reference of the first slot
+    /// holding `hash` (a few slots at most: the rest of the probe run is `lookup`'s), for
+    /// `touch_entry`; `u32::MAX` when there is none.
     #[inline]
-    pub fn touch_slot(&self, slot: usize) -> u32 {
-        self.index[slot & self.mask].entry
+    pub fn touch_slot(&self, hash: u32, slot: usize) -> u32 {
+        for i in 0..WARM_PROBE {
+            let s = self.index[(slot + i) & self.mask];
+            if s.hash == hash || s.entry == EMPTY {
+                return s.entry;
+            }
+        }
+        EMPTY
     }
 
     /// Loads the cache lines of the entry a slot refers to (its first and last field in

@@ -365,16 +365,16 @@ fn warm<F: Frame>(w: &Worker, frames: &[F]) {
     // The headers are in cache (the port just wrote them): hash every packet first, so the
     // loops that miss are a few instructions per packet and the out-of-order window holds the
     // whole group's loads at once.
-    let mut slots = [NO_SLOT; WARM_GROUP];
-    for (f, s) in frames.iter().zip(slots.iter_mut()) {
+    let mut homes = [(0, NO_SLOT); WARM_GROUP];
+    for (f, home) in frames.iter().zip(homes.iter_mut()) {
         if let Some(key) = crate::flow::peek(f.data()).and_then(|p| p.key()) {
-            *s = w.conns.home(&key).1;
+            *home = w.conns.home(&key);
         }
     }
     let mut entries = [EMPTY_ENTRY; WARM_GROUP];
-    for (&s, e) in slots.iter().zip(entries.iter_mut()) {
-        if s != NO_SLOT {
-            *e = w.conns.touch_slot(s);
+    for (&(hash, slot), e) in homes.iter().zip(entries.iter_mut()) {
+        if slot != NO_SLOT {
+            *e = w.conns.touch_slot(hash, slot);
         }
     }
     for &e in &entries {
