@@ -54,24 +54,47 @@ kernel_router() {
 # measure NAME HOST IPERF_PORT HTTP_URL: one table row.
 measure() {
     local name=$1 host=$2 port=$3 url=$4
-    local one four wrk rps p99
+    local one four wrk rps p99 json
     # Warm the path (ARP, the LB's neighbour table) before measuring.
     in_ns "$NS_C" curl -s -m 5 -o /dev/null "$url" || true
-    one=$(in_ns "$NS_C" iperf3 -c "$host" -p "$port" -t "$SECS" -J | gbps)
-    four=$(in_ns "$NS_C" iperf3 -c "$host" -p "$port" -t "$SECS" -P 4 -J | gbps)
-    wrk=$(in_ns "$NS_C" wrk -t1 -c32 -d"${SECS}s" --latency -H 'Connection: close' "$url")
+    # A failed run still prints its JSON (with an error and no totals): "failed" in the row.
+    json=$(in_ns "$NS_C" timeout -k 5 $((SECS + 20)) iperf3 -c "$host" -p "$port" -t "$SECS" -J || true)
+    one="$(gbps <<< "$json") ($(retransmits <<< "$json"))"
+    json=$(in_ns "$NS_C" timeout -k 5 $((SECS + 20)) iperf3 -c "$host" -p "$port" -t "$SECS" -P 4 -J || true)
+    four="$(gbps <<< "$json") ($(retransmits <<< "$json"))"
+    wrk=$(in_ns "$NS_C" timeout -k 5 $((SECS + 20)) wrk -t1 -c32 -d"${SECS}s" --latency -H 'Connection: close' "$url" 2>&1 || true)
     rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<< "$wrk")
     p99=$(awk '$1 == "99%" {print $2}' <<< "$wrk")
     local errors
-    errors=$(awk '/Socket errors|Non-2xx/ {print}' <<< "$wrk" | tr '\n' ' ')
+    errors=$(awk '/Socket errors|Non-2xx|unable to connect/ {print}' <<< "$wrk" | tr '\n' ' ')
     printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$one" "$four" "$rps" "$p99" "${errors:-none}"
 }
 
 gbps() {
-    python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.2f" % (d["end"]["sum_received"]["bits_per_second"] / 1e9))'
+    python3 -c 'import json,sys
+try: d = json.load(sys.stdin).get("end", {}).get("sum_received")
+except ValueError: d = None
+print("%.2f" % (d["bits_per_second"] / 1e9) if d else "failed")'
 }
 
-echo "| path | iperf3 1 stream Gbit/s | iperf3 4 streams Gbit/s | wrk new conn/s | wrk p99 | errors |"
+# TCP segments the iperf3 sender retransmitted (the kernel's count, from tcp_info).
+retransmits() {
+    python3 -c 'import json,sys
+try: d = json.load(sys.stdin).get("end", {}).get("sum_sent", {})
+except ValueError: d = {}
+print(d.get("retransmits", "-"))'
+}
+
+# lbd_counters ROW: stops lbd and keeps what it printed as it stopped (its drops by reason,
+# packets its ports refused to send, each port's DPDK statistics) for after the table.
+COUNTERS=$(mktemp)
+trap 'rm -f "$COUNTERS"' EXIT
+lbd_counters() {
+    lab_stop_lbd > /dev/null
+    { echo "- $1:"; grep -E '^lbd: (stopped|port)' "$LAB_DIR/lbd.log" | sed 's/^/  - /'; } >> "$COUNTERS"
+}
+
+echo "| path | iperf3 1 stream Gbit/s (retransmits) | iperf3 4 streams Gbit/s (retransmits) | wrk new conn/s | wrk p99 | errors |"
 echo "|---|---|---|---|---|---|"
 
 ( # no LB: the kernel routes between the client and backend 1.
@@ -148,6 +171,7 @@ port = 5201
 scheduler = \"sh\"
 backend = [{ address = \"10.1.0.11\", mode = \"$mode\" }, { address = \"10.1.0.12\", mode = \"$mode\" }]" >/dev/null
         measure "lbd $mode ($LAB_DRIVER)" 10.0.0.100 5201 http://10.0.0.100/
+        lbd_counters "lbd $mode ($LAB_DRIVER)"
     )
 done
 
@@ -167,4 +191,9 @@ port = 5201
 scheduler = "sh"
 backend = [{ address = "10.0.0.11", mode = "dr" }, { address = "10.0.0.12", mode = "dr" }]' >/dev/null
     measure "lbd dr (af_packet)" 10.0.0.100 5201 http://10.0.0.100:8081/
+    lbd_counters "lbd dr (af_packet)"
 )
+
+echo
+echo "What each lbd counted, printed as it stopped:"
+cat "$COUNTERS"

@@ -11,6 +11,7 @@
 # The full-NAT flow sweep is also written to bench/results/memif-fnat-flows.csv (bench/plot.py).
 #   bench/memif.sh            all runs, a markdown table on stdout
 #   LB_BENCH_SECONDS=2 bench/memif.sh
+#   LB_BENCH_ONLY=fnat-1m LBD=/path/to/other/lbd bench/memif.sh   (references + fnat at 1M flows)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +41,8 @@ HUGE_ARGS=(--in-memory -m 256)
 [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge 256 ] || HUGE_ARGS=(--no-huge -m 1024)
 
 cargo build --release -q -p lbd -p lb-bench --bin lbd --bin lbgen
-LBD=target/release/lbd
+# LBD=path runs another build of lbd (a before/after comparison in one script).
+LBD=${LBD:-target/release/lbd}
 LBGEN=target/release/lbgen
 SERVER_DEV="net_memif0,role=server,socket=$SOCK,socket-abstract=no,id=0"
 CLIENT_DEV="net_memif0,role=client,socket=$SOCK,socket-abstract=no,id=0"
@@ -203,6 +205,14 @@ testpmd "$CLIENT_DEV,mac=$LBD_MAC" 1 "${ID}ref" $((RUN_SECONDS + 4)) --forward-m
 wait "${pids[-1]}" 2>/dev/null || true
 line=$(tail -1 "$WORK/gen.out")
 echo "| reference: macswap | lbgen | $(kv offered_mpps "$line") | $(kv received_mpps "$line") | $(kv lost "$line") | 100% | - | - | $(kv lat_p50_us "$line")/$(kv lat_p99_us "$line") |"
+
+# LB_BENCH_ONLY=fnat-1m: after the references, only full-NAT at 1M flows, three rounds.
+if [ "${LB_BENCH_ONLY:-}" = fnat-1m ]; then
+    for round in 1 2 3; do
+        lbd_run "lbd fnat tcp 1000000 flows (round $round)" 1501024 --flows 1000000 --proto tcp --vip 10.253.0.1
+    done
+    exit 0
+fi
 
 # lbd with testpmd flowgen as the generator (cycles per packet from lbd's counters).
 rm -f "$SOCK"
