@@ -230,8 +230,9 @@ impl ConnTable {
         EMPTY
     }
 
-    /// Loads the cache lines of the entry a slot refers to (its first and last field in
-    /// memory order; an entry spans two or three lines).
+    /// Loads the cache lines of the entry a slot refers to: an entry spans two or three, and
+    /// these fields lie less than a line apart from its first field to its last (the test
+    /// `touch_entry_reaches_every_line` checks that against the compiler's field order).
     #[inline]
     pub fn touch_entry(&self, entry: u32) {
         if let Some(c) = self.entries.get((entry >> 1) as usize) {
@@ -533,6 +534,45 @@ mod tests {
 
 #[cfg(test)]
 mod size {
+    #[test]
+    fn touch_entry_reaches_every_line() {
+        use super::Conn;
+        use std::mem::{offset_of, size_of};
+        // The bytes touch_entry reads, and the span of bytes holding fields (padding aside).
+        let mut touched = [
+            offset_of!(Conn, expires_ms),
+            offset_of!(Conn, orig) + 8,
+            offset_of!(Conn, reply) + 16 + 15,
+            offset_of!(Conn, live),
+        ];
+        touched.sort_unstable();
+        let fields = [
+            (offset_of!(Conn, orig), size_of::<crate::flow::FlowKey>()),
+            (offset_of!(Conn, reply), size_of::<crate::flow::FlowKey>()),
+            (offset_of!(Conn, backend_id), 4),
+            (offset_of!(Conn, service_id), 4),
+            (offset_of!(Conn, mode), 1),
+            (offset_of!(Conn, state), 1),
+            (offset_of!(Conn, reply_indexed), 1),
+            (offset_of!(Conn, live), 1),
+            (offset_of!(Conn, tunnel_port), 2),
+            (offset_of!(Conn, tunnel_csum), 1),
+            (offset_of!(Conn, expires_ms), 8),
+            (offset_of!(Conn, acked), 8),
+            (offset_of!(Conn, progress), 1),
+            (offset_of!(Conn, synproxy), 1),
+            (offset_of!(Conn, seq_delta), 4),
+            (offset_of!(Conn, client_isn), 4),
+            (offset_of!(Conn, syn_sent_ms), 4),
+            (offset_of!(Conn, synced_ms), 4),
+        ];
+        let first = fields.iter().map(|f| f.0).min().unwrap();
+        let last = fields.iter().map(|f| f.0 + f.1 - 1).max().unwrap();
+        // Wherever the entry starts, a line holding a field holds a touched byte too.
+        assert!(touched[0] - first < 64 && last - touched[3] < 64, "{touched:?} over {first}..={last}");
+        assert!(touched.windows(2).all(|w| w[1] - w[0] < 64), "{touched:?}");
+    }
+
     #[test]
     fn a_connection_fits_two_cache_lines() {
         // What forwarding needs plus the SYN proxy and forward-progress fields: two lines.
