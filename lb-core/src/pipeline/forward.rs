@@ -236,7 +236,7 @@ fn established(
         let last_packet_ms = c.expires_ms.saturating_sub(timeout_ms(w, &c));
         let refused = dir == Dir::Reply
             && flags & tcp::flags::RST != 0
-            && t.network.route(&c.reply.src, c.reply.v6).is_some_and(|(port, _)| port == f.in_port());
+            && t.route_to(c.backend_id, &c.reply.src, c.reply.v6).is_some_and(|(port, _)| port == f.in_port());
         let resent = dir == Dir::Orig
             && flags & tcp::flags::SYN != 0
             && now_ms.saturating_sub(last_packet_ms) >= SYN_RETRANSMIT_MS;

@@ -519,7 +519,7 @@ mod tests {
     }
 
     #[test]
-    fn backends_routes_are_computed_once_and_checked_by_address() {
+    fn backend_routes_are_computed_once_and_checked_by_address() {
         let net: crate::net::NetworkModel = toml::from_str(
             "[[interface]]\nname = \"a\"\naddresses = [\"10.0.0.1/24\"]\n\
              [[interface]]\nname = \"b\"\naddresses = [\"10.1.0.254/24\"]\ngateway = \"10.1.0.1\"\n",
