@@ -54,14 +54,12 @@ kernel_router() {
 # measure NAME HOST IPERF_PORT HTTP_URL: one table row.
 measure() {
     local name=$1 host=$2 port=$3 url=$4
-    local one four wrk rps p99 json
+    local one four wrk rps p99
     # Warm the path (ARP, the LB's neighbour table) before measuring.
     in_ns "$NS_C" curl -s -m 5 -o /dev/null "$url" || true
-    # A failed run still prints its JSON (with an error and no totals): "failed" in the row.
-    json=$(in_ns "$NS_C" timeout -k 5 $((SECS + 20)) iperf3 -c "$host" -p "$port" -t "$SECS" -J || true)
-    one="$(gbps <<< "$json") ($(retransmits <<< "$json"))"
-    json=$(in_ns "$NS_C" timeout -k 5 $((SECS + 20)) iperf3 -c "$host" -p "$port" -t "$SECS" -P 4 -J || true)
-    four="$(gbps <<< "$json") ($(retransmits <<< "$json"))"
+    # A failed run prints JSON with an error and no totals (or nothing): "failed" in the row.
+    one=$({ in_ns "$NS_C" timeout -k 5 $((SECS + 20)) iperf3 -c "$host" -p "$port" -t "$SECS" -J || true; } | iperf_result)
+    four=$({ in_ns "$NS_C" timeout -k 5 $((SECS + 20)) iperf3 -c "$host" -p "$port" -t "$SECS" -P 4 -J || true; } | iperf_result)
     wrk=$(in_ns "$NS_C" timeout -k 5 $((SECS + 20)) wrk -t1 -c32 -d"${SECS}s" --latency -H 'Connection: close' "$url" 2>&1 || true)
     rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<< "$wrk")
     p99=$(awk '$1 == "99%" {print $2}' <<< "$wrk")
@@ -70,19 +68,14 @@ measure() {
     printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$one" "$four" "$rps" "$p99" "${errors:-none}"
 }
 
-gbps() {
+# iperf3's JSON -> "Gbit/s received (segments the sender retransmitted, the kernel's count)";
+# a failed run (JSON with an error and no totals, or none) -> "failed".
+iperf_result() {
     python3 -c 'import json,sys
-try: d = json.load(sys.stdin).get("end", {}).get("sum_received")
-except ValueError: d = None
-print("%.2f" % (d["bits_per_second"] / 1e9) if d else "failed")'
-}
-
-# TCP segments the iperf3 sender retransmitted (the kernel's count, from tcp_info).
-retransmits() {
-    python3 -c 'import json,sys
-try: d = json.load(sys.stdin).get("end", {}).get("sum_sent", {})
-except ValueError: d = {}
-print(d.get("retransmits", "-"))'
+try: end = json.load(sys.stdin).get("end", {})
+except ValueError: end = {}
+got = end.get("sum_received")
+print("%.2f (%s)" % (got["bits_per_second"] / 1e9, end.get("sum_sent", {}).get("retransmits", "-")) if got else "failed")'
 }
 
 # lbd_counters ROW: stops lbd and keeps what it printed as it stopped (its drops by reason,

@@ -206,10 +206,11 @@ wait "${pids[-1]}" 2>/dev/null || true
 line=$(tail -1 "$WORK/gen.out")
 echo "| reference: macswap | lbgen | $(kv offered_mpps "$line") | $(kv received_mpps "$line") | $(kv lost "$line") | 100% | - | - | $(kv lat_p50_us "$line")/$(kv lat_p99_us "$line") |"
 
+NAT=10.253.0.0 FNAT=10.253.0.1 DR=10.253.0.2 TUN=10.253.0.3
 # LB_BENCH_ONLY=fnat-1m: after the references, only full-NAT at 1M flows, three rounds.
 if [ "${LB_BENCH_ONLY:-}" = fnat-1m ]; then
     for round in 1 2 3; do
-        lbd_run "lbd fnat tcp 1000000 flows (round $round)" 1501024 --flows 1000000 --proto tcp --vip 10.253.0.1
+        lbd_run "lbd fnat tcp 1000000 flows (round $round)" 1501024 --flows 1000000 --proto tcp --vip $FNAT
     done
     exit 0
 fi
@@ -235,7 +236,6 @@ print(f"| lbd udp 4 flows nat/fnat/dr/tun | testpmd flowgen | {offered:.2f} | {f
       f"| {cpp:.0f} | {hz / cpp / 1e6:.2f} | - |")
 EOF
 
-NAT=10.253.0.0 FNAT=10.253.0.1 DR=10.253.0.2 TUN=10.253.0.3
 lbd_run "lbd nat udp 1k flows" 65536 --flows 1000 --vip $NAT
 lbd_run "lbd fnat udp 1k flows" 65536 --flows 1000 --vip $FNAT
 lbd_run "lbd dr udp 1k flows" 65536 --flows 1000 --vip $DR
