@@ -14,6 +14,7 @@ pub mod frag;
 pub mod frame;
 pub mod health;
 pub mod lport;
+pub mod model_error;
 pub mod neigh;
 pub mod net;
 pub mod persist;

@@ -4,7 +4,7 @@
 //! prefixes, then the family's gateway: an LB has a handful of interfaces, not a routing table.
 
 use crate::flow::{from_ip, widen};
-use crate::service::model::ModelError;
+use crate::model_error::ModelError;
 use crate::wire::MacAddr;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;

@@ -3,6 +3,7 @@
 
 use crate::flow::{from_ip, to_ip};
 use crate::health::{CheckModel, PassiveModel};
+pub use crate::model_error::ModelError;
 use crate::sched::{self, Kind};
 use crate::wire::ip_proto;
 use serde::{Deserialize, Serialize};
@@ -254,17 +255,6 @@ impl fmt::Display for ServiceKey {
         }
     }
 }
-
-/// A refused model: the message names the field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelError(pub String);
-
-impl fmt::Display for ModelError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for ModelError {}
 
 impl ServiceModel {
     /// A service with every setting at its default (ipvsadm's: wlc, no persistence).
