@@ -154,7 +154,11 @@ lab_start_lbd() {
     local services=$1 metrics=${2:-19$((RANDOM % 900 + 100))}
     local dev0 dev1
     if [ "$LAB_DRIVER" = af_packet ]; then
-        dev0="net_af_packet0,iface=l0$LAB_ID"; dev1="net_af_packet1,iface=l1$LAB_ID"
+        # DPDK's default AF_PACKET ring (512 frames) overflows under a few TCP streams, and the
+        # kernel drops into a full ring silently: 4096 frames took iperf3's retransmissions
+        # through lbd from ~40,000 to 0 (bench/RESULTS.md).
+        local ring=${LAB_PACKET_ARGS-,framecnt=4096}
+        dev0="net_af_packet0,iface=l0$LAB_ID$ring"; dev1="net_af_packet1,iface=l1$LAB_ID$ring"
     else
         dev0="net_af_xdp0,iface=l0$LAB_ID${LAB_XDP_ARGS:-}"; dev1="net_af_xdp1,iface=l1$LAB_ID${LAB_XDP_ARGS:-}"
     fi
@@ -167,7 +171,7 @@ lab_start_lbd() {
     else
     {
         echo "[eal]"; echo "file_prefix = \"lblab$LAB_ID\""; echo "no_huge = true"; echo "memory_mb = 512"
-        echo "[workers]"; echo "cores = [1]"; echo "mbufs = 8191"; echo "poll = \"${LAB_POLL:-busy}\""
+        echo "[workers]"; echo "cores = [1]"; echo "mbufs = ${LAB_MBUFS:-8191}"; echo "descriptors = ${LAB_DESCRIPTORS:-1024}"; echo "poll = \"${LAB_POLL:-busy}\""
         echo "[conntrack]"; echo "capacity = 65536"; echo "embryonic_limit = ${LAB_EMBRYONIC:-32768}"
         echo "[control]"; echo "metrics = \"$LAB_METRICS\""; echo "socket = \"$LAB_DIR/lbd.sock\""
         # LAB_EXCEPTION=1: every port gets its kernel interface (the exception path).
