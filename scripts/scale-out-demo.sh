@@ -235,7 +235,7 @@ $sync
 $network_extra
 [[network.interface]]
 name = "up"
-device = "net_af_packet0,iface=u$i$ID"
+device = "net_af_packet0,iface=u$i$ID,framecnt=4096"
 addresses = ["10.9.0.1$i/24"]
 gateway = "10.9.0.1"
 exception = true

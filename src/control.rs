@@ -11,8 +11,8 @@ use lb_core::pipeline::{Counters, DropReason};
 use lb_core::service::BackendKey;
 use lb_core::service::{Limits, ServicesModel, Table};
 use lb_ctl::{
-    BackendView, CheckView, Command, ConnView, MAX_REQUEST, NeighView, Request, Response, ServiceView, Traffic,
-    VERSION, WorkerView,
+    BackendView, CheckView, Command, ConnView, MAX_REQUEST, NeighView, PortView, Request, Response, ServiceView,
+    Traffic, VERSION, WorkerView,
 };
 use lb_dpdk::runtime::Runtime;
 use lb_dpdk::worker::Control as WorkerControl;
@@ -36,6 +36,8 @@ pub struct ControlSocket {
     announcer: Option<Announcer>,
     /// Another lbd took everything over: this one must exit.
     pub handed_over: bool,
+    /// The data-plane ports, for `ports` (set once they are open).
+    pub ports: Vec<lb_dpdk::port::Port>,
 }
 
 /// How often the passive check reads the workers' SYN failure counters.
@@ -75,6 +77,7 @@ impl ControlSocket {
             passive_read: Instant::now(),
             announcer,
             handed_over: false,
+            ports: Vec::new(),
         })
     }
 
@@ -166,6 +169,7 @@ impl ControlSocket {
         match cmd {
             Command::List => Ok(json!(self.list(rt))),
             Command::Stats => Ok(json!(stats(rt))),
+            Command::Ports => Ok(json!(port_views(&self.ports))),
             Command::Conns => Ok(json!(conns(rt))),
             Command::Neigh => Ok(json!(neighbours(rt))),
             Command::NeighFlush => Ok(json!({ "flushed": rt.neighbours().flush() })),
@@ -360,6 +364,29 @@ impl Drop for ControlSocket {
 
 fn refuse(e: String) -> Response {
     Response { version: VERSION, ok: false, error: Some(e), result: Value::Null }
+}
+
+fn port_views(ports: &[lb_dpdk::port::Port]) -> Vec<PortView> {
+    ports
+        .iter()
+        .filter_map(|p| {
+            let s = p.stats().ok()?;
+            Some(PortView {
+                port: p.id.0,
+                name: p.name.clone(),
+                driver: p.info.driver.clone(),
+                ipackets: s.ipackets,
+                opackets: s.opackets,
+                ibytes: s.ibytes,
+                obytes: s.obytes,
+                imissed: s.imissed,
+                ierrors: s.ierrors,
+                oerrors: s.oerrors,
+                rx_nombuf: s.rx_nombuf,
+                ring_drops: s.ring_drops,
+            })
+        })
+        .collect()
 }
 
 fn stats(rt: &Runtime) -> Vec<WorkerView> {

@@ -267,6 +267,7 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
             hostif::Announcer::new(itf.and_then(|i| i.exception_name()).unwrap_or_default().to_string(), locals)
         }),
     )?;
+    control.ports.clone_from(&ports);
     for p in &ports {
         let rss = if p.rss.is_some() { "RSS" } else { "software steering" };
         println!(
@@ -329,8 +330,8 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
     for p in &ports {
         if let Ok(s) = p.stats() {
             println!(
-                "lbd: port {} {}: ipackets={} opackets={} imissed={} ierrors={} oerrors={} rx_nombuf={}",
-                p.id.0, p.name, s.ipackets, s.opackets, s.imissed, s.ierrors, s.oerrors, s.rx_nombuf
+                "lbd: port {} {}: ipackets={} opackets={} imissed={} ierrors={} oerrors={} rx_nombuf={} ring_drops={}",
+                p.id.0, p.name, s.ipackets, s.opackets, s.imissed, s.ierrors, s.oerrors, s.rx_nombuf, s.ring_drops
             );
         }
     }

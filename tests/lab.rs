@@ -44,6 +44,11 @@ fn lab_lbctl_verbs_under_traffic() {
 }
 
 #[test]
+fn lab_af_packet_ring_drops_are_counted() {
+    scenario("ringdrops");
+}
+
+#[test]
 fn lab_sh_and_mh_are_sticky_and_mh_agrees_across_processes() {
     scenario("sched");
 }

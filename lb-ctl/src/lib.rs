@@ -132,6 +132,8 @@ pub enum Command {
     List,
     /// Per-worker statistics.
     Stats,
+    /// Per-port counters: the driver's, and the kernel's AF_PACKET ring drops.
+    Ports,
     /// Live connections (like `ipvsadm -Lnc`).
     Conns,
     /// The neighbour table (like `ip neigh`).
@@ -279,6 +281,24 @@ pub struct WorkerView {
     pub sync_sent: u64,
     #[serde(default)]
     pub sync_applied: u64,
+}
+
+/// One port in `ports`: what its driver counted (`rte_eth_stats`), and for AF_PACKET ports the
+/// frames the kernel dropped because the socket's receive ring was full.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortView {
+    pub port: u16,
+    pub name: String,
+    pub driver: String,
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    pub rx_nombuf: u64,
+    pub ring_drops: u64,
 }
 
 /// One neighbour in `neigh`, as `ip neigh` shows it.
@@ -437,6 +457,7 @@ pub fn edit(model: &ServicesModel, cmd: &Command) -> Result<ServicesModel, Strin
         | Command::ConnsRestore { .. }
         | Command::Drain { .. }
         | Command::Stats
+        | Command::Ports
         | Command::Conns
         | Command::Neigh
         | Command::NeighFlush

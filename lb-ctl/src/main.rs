@@ -7,8 +7,8 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use lb_core::sched::Kind;
 use lb_core::service::{BackendModel, Mode, Protocol, ServiceModel, ServicesModel};
 use lb_ctl::{
-    BackendEdit, Command, ConnView, NeighView, Request, Response, ServiceEdit, ServiceId, ServiceView, VERSION,
-    WorkerView,
+    BackendEdit, Command, ConnView, NeighView, PortView, Request, Response, ServiceEdit, ServiceId, ServiceView,
+    VERSION, WorkerView,
 };
 use std::io::{BufRead, BufReader, Write};
 
@@ -307,8 +307,10 @@ enum Cmd {
     Flush,
     /// Idle timeouts in seconds, as `ipvsadm --set TCP TCPFIN UDP` (0 keeps a value).
     SetTimeouts { tcp: u32, tcpfin: u32, udp: u32 },
-    /// Per worker: busy %, packets, cycles per packet, drops by reason.
+    /// Per worker: busy %, packets, cycles per packet, drops by reason; then each port's counters.
     Stats,
+    /// Per port: the driver's counters, and the frames the kernel dropped at a full AF_PACKET ring.
+    Ports,
     /// Print the running services as TOML (lbd's config format), or as `ipvsadm -S -n` does.
     Save {
         #[arg(long, value_name = "toml|ipvsadm", default_value = "toml")]
@@ -766,6 +768,15 @@ fn run(cli: &Cli) -> Result<(), String> {
             }
             return Ok(());
         }
+        Cmd::Ports => {
+            let r = call(&cli.socket, Command::Ports)?;
+            if cli.json {
+                out!("{r}");
+            } else {
+                print_ports(&r)?;
+            }
+            return Ok(());
+        }
         Cmd::Stats => {
             let r = call(&cli.socket, Command::Stats)?;
             if cli.json {
@@ -802,6 +813,8 @@ fn run(cli: &Cli) -> Result<(), String> {
                         drops.join(" ")
                     );
                 }
+                // Port counters: frames lost before any worker saw them show here.
+                print_ports(&call(&cli.socket, Command::Ports)?)?;
                 if synced {
                     for w in &ws {
                         out!(
@@ -883,4 +896,39 @@ fn read_model(file: &PathBuf, format: &str) -> Result<ServicesModel, String> {
         "ipvsadm" => lb_ctl::ipvsadm::parse(&text).map_err(|e| format!("{}: {e}", file.display())),
         other => Err(format!("--format {other}: expected toml or ipvsadm")),
     }
+}
+
+/// Prints the `ports` result as a table, one port per line.
+fn print_ports(r: &serde_json::Value) -> Result<(), String> {
+    let ports: Vec<PortView> = serde_json::from_value(r.clone()).map_err(|e| e.to_string())?;
+    if ports.is_empty() {
+        return Ok(());
+    }
+    out!(
+        "{:<5} {:<18} {:>14} {:>14} {:>10} {:>10} {:>10} {:>10} {:>11}",
+        "port",
+        "name",
+        "ipackets",
+        "opackets",
+        "imissed",
+        "ierrors",
+        "oerrors",
+        "rx_nombuf",
+        "ring_drops"
+    );
+    for p in &ports {
+        out!(
+            "{:<5} {:<18} {:>14} {:>14} {:>10} {:>10} {:>10} {:>10} {:>11}",
+            p.port,
+            p.name,
+            p.ipackets,
+            p.opackets,
+            p.imissed,
+            p.ierrors,
+            p.oerrors,
+            p.rx_nombuf,
+            p.ring_drops
+        );
+    }
+    Ok(())
 }

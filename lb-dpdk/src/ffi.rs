@@ -282,6 +282,9 @@ pub struct PortStats {
     pub ierrors: u64,
     pub oerrors: u64,
     pub rx_nombuf: u64,
+    /// AF_PACKET ports: frames the kernel dropped because the socket's receive ring was full
+    /// (filled in by `Port::stats`; DPDK 22.11 does not count them).
+    pub ring_drops: u64,
 }
 
 /// Whether the port's link is up (memif: the peer is connected), without waiting.
@@ -306,7 +309,18 @@ pub fn stats(port: PortId) -> Result<PortStats, DpdkError> {
         ierrors: s.ierrors,
         oerrors: s.oerrors,
         rx_nombuf: s.rx_nombuf,
+        ring_drops: 0,
     })
+}
+
+/// Frames the kernel dropped into full receive rings of this process's AF_PACKET sockets on
+/// kernel interface `iface` since the last call (reading resets the kernel's count); `None` when
+/// they cannot be read.
+pub fn packet_ring_drops(iface: &str) -> Option<u64> {
+    let name = CString::new(iface).ok()?;
+    // SAFETY: name is a NUL-terminated string that outlives the call, which only reads it.
+    let n = unsafe { sys::lb_packet_ring_drops(name.as_ptr()) };
+    u64::try_from(n).ok()
 }
 
 /// Reads the RSS redirection table (queue per entry), `size` entries.

@@ -3,6 +3,8 @@
 
 use crate::ffi::{self, DevInfo, DpdkError, MempoolRef, PortId, PortStats, QueueId};
 use lb_core::flow::RSS_KEY_DEFAULT;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// RSS hash fields lbd asks for: TCP/UDP 4-tuples, and addresses only for fragments and other
 /// IP traffic so every fragment of a datagram lands on one queue.
@@ -37,6 +39,10 @@ pub struct Port {
     pub queues: u16,
     /// Toeplitz key and redirection table when the driver hashes in hardware.
     pub rss: Option<(Vec<u8>, Vec<u16>)>,
+    /// AF_PACKET ports: the kernel interface, whose socket ring drops `stats` reads.
+    packet_iface: Option<String>,
+    /// Ring drops read so far (the kernel resets its count at each read); shared by clones.
+    ring_drops: Arc<AtomicU64>,
 }
 
 /// Why a port could not be used.
@@ -67,6 +73,16 @@ impl From<DpdkError> for PortError {
     fn from(e: DpdkError) -> Self {
         PortError::Dpdk(e)
     }
+}
+
+/// The kernel interface of an AF_PACKET device string ("net_af_packet0,iface=eth1" -> "eth1").
+fn packet_iface(device: &str) -> Option<&str> {
+    let mut args = device.split(',');
+    let name = args.next()?;
+    if !(name.starts_with("net_af_packet") || name.starts_with("eth_af_packet")) {
+        return None;
+    }
+    args.find_map(|a| a.strip_prefix("iface="))
 }
 
 /// The DPDK device name of a `--vdev`/PCI device string ("net_pcap0,rx_pcap=a" -> "net_pcap0").
@@ -107,17 +123,45 @@ impl Port {
             Some((key, _)) if info.reta_size > 0 => Some((key.to_vec(), ffi::reta_query(id, info.reta_size)?)),
             _ => None,
         };
-        Ok(Port { id, name: name.to_string(), mac: ffi::mac_addr(id)?, info, queues: cfg.queues, rss })
+        Ok(Port {
+            id,
+            name: name.to_string(),
+            mac: ffi::mac_addr(id)?,
+            info,
+            queues: cfg.queues,
+            rss,
+            packet_iface: packet_iface(device).map(str::to_string),
+            ring_drops: Arc::new(AtomicU64::new(0)),
+        })
     }
 
-    /// Hardware counters.
+    /// The port's counters, and for AF_PACKET the kernel's ring drops since the port opened.
     pub fn stats(&self) -> Result<PortStats, DpdkError> {
-        ffi::stats(self.id)
+        let mut s = ffi::stats(self.id)?;
+        if let Some(iface) = &self.packet_iface {
+            let new = ffi::packet_ring_drops(iface).unwrap_or(0);
+            s.ring_drops = self.ring_drops.fetch_add(new, Ordering::Relaxed) + new;
+        }
+        Ok(s)
     }
 
     /// Stops and closes the port.
     pub fn close(&self) -> Result<(), DpdkError> {
         ffi::dev_stop(self.id)?;
         ffi::dev_close(self.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packet_iface_reads_only_af_packet_devices() {
+        assert_eq!(packet_iface("net_af_packet0,iface=l0ab,framecnt=4096"), Some("l0ab"));
+        assert_eq!(packet_iface("eth_af_packet1,qpairs=2,iface=eth1"), Some("eth1"));
+        assert_eq!(packet_iface("net_af_packet0"), None);
+        assert_eq!(packet_iface("net_af_xdp0,iface=eth1"), None);
+        assert_eq!(packet_iface("0000:01:00.0"), None);
     }
 }
