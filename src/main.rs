@@ -240,6 +240,7 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
         while let Err(e) = metrics::serve(
             &cfg.control.metrics,
             rt.handle(),
+            ports.clone(),
             health.board(),
             sync.as_ref().map(|s| Arc::clone(&s.counters)),
         ) {

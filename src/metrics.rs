@@ -9,9 +9,16 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 
 /// Renders every metric as Prometheus text.
-pub fn render(h: &StatsHandle, health: &crate::health::Board, sync: Option<&crate::sync::SyncCounters>) -> String {
+pub fn render(
+    h: &StatsHandle,
+    ports: &[lb_dpdk::port::Port],
+    health: &crate::health::Board,
+    sync: Option<&crate::sync::SyncCounters>,
+) -> String {
     let mut o = String::new();
     let stats = h.workers();
+    let port_stats: Vec<_> =
+        ports.iter().filter_map(|p| Some((format!("port=\"{}\"", p.name), p.stats().ok()?))).collect();
     let table = h.table();
     let mut put = |name: &str, help: &str, kind: &str, rows: &mut dyn Iterator<Item = (String, u64)>| {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -34,6 +41,30 @@ pub fn render(h: &StatsHandle, health: &crate::health::Board, sync: Option<&crat
     );
     put("lbd_rx_bytes_total", "Bytes received.", "counter", &mut stats.iter().map(|s| (w(s), s.counters.rx_bytes)));
     put("lbd_tx_bytes_total", "Bytes transmitted.", "counter", &mut stats.iter().map(|s| (w(s), s.counters.tx_bytes)));
+    put(
+        "lbd_port_rx_packets_total",
+        "Frames the port's driver received.",
+        "counter",
+        &mut port_stats.iter().map(|(l, s)| (l.clone(), s.ipackets)),
+    );
+    put(
+        "lbd_port_tx_packets_total",
+        "Frames the port's driver sent.",
+        "counter",
+        &mut port_stats.iter().map(|(l, s)| (l.clone(), s.opackets)),
+    );
+    put(
+        "lbd_port_rx_missed_total",
+        "Frames the port could not receive (its RX ring was full), as the driver counts them.",
+        "counter",
+        &mut port_stats.iter().map(|(l, s)| (l.clone(), s.imissed)),
+    );
+    put(
+        "lbd_port_ring_drops_total",
+        "AF_PACKET ports: frames the kernel dropped because the socket's receive ring was full.",
+        "counter",
+        &mut port_stats.iter().map(|(l, s)| (l.clone(), s.ring_drops)),
+    );
     put(
         "lbd_drops_total",
         "Packets dropped, by reason.",
@@ -317,6 +348,7 @@ pub fn render(h: &StatsHandle, health: &crate::health::Board, sync: Option<&crat
 pub fn serve(
     addr: &str,
     h: StatsHandle,
+    ports: Vec<lb_dpdk::port::Port>,
     health: crate::health::Board,
     sync: Option<std::sync::Arc<crate::sync::SyncCounters>>,
 ) -> Result<(), String> {
@@ -329,7 +361,7 @@ pub fn serve(
                 let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
                 let mut buf = [0u8; 1024];
                 let _ = s.read(&mut buf);
-                let body = render(&h, &health, sync.as_deref());
+                let body = render(&h, &ports, &health, sync.as_deref());
                 let _ = write!(
                     s,
                     "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",

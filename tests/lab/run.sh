@@ -230,9 +230,11 @@ print(p["ring_drops"], p["ipackets"])' "$ports") || fail "no port 0 in lbctl por
     [ $((drops + received)) -ge 300 ] || fail "ring_drops $drops + ipackets $received < 300 pings"
     check "a full AF_PACKET ring's drops are counted: ring_drops $drops, ipackets $received"
     "$LBCTL" -S "$LAB_DIR/lbd.sock" stats | grep -q "ring_drops" || fail "lbctl stats shows no ring_drops column"
+    lab_metrics | grep -q "^lbd_port_ring_drops_total{port=\"net_af_packet0\"} $drops\$" ||
+        fail "metrics: no lbd_port_ring_drops_total $drops for net_af_packet0"
     lab_stop_lbd >/dev/null
     grep -q "port 0 .*ring_drops=$drops" "$LAB_DIR/lbd.log" || fail "lbd's exit line does not report ring_drops=$drops"
-    check "lbctl stats and lbd's exit line show the ring drops"
+    check "lbctl stats, the metrics and lbd's exit line show the ring drops"
     ;;
 nat)
     lab_setup two-armed
