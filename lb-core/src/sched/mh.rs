@@ -95,9 +95,11 @@ impl MaglevTable {
         // fewest steps (s - pos) / skip mod M, the same slot probing finds.
         let mut free: Vec<usize> = Vec::new();
         let mut inverse: Vec<u64> = vec![0; live.len()];
+        // Claims per round, divided once here rather than once per backend per round.
+        let per_round: Vec<u32> = live.iter().map(|&i| weights[i] / g).collect();
         'rounds: loop {
             for (k, &i) in live.iter().enumerate() {
-                for _ in 0..weights[i] / g {
+                for _ in 0..per_round[k] {
                     let (mut p, s) = (pos[k], skip[k]);
                     if m - filled <= ENDGAME {
                         if free.is_empty() {
