@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 /// Index of a connection in its worker's table.
 pub type ConnId = u32;
 
-/// One tracked connection.
+/// One tracked connection: 128 bytes, aligned to a cache line so that each entry is exactly two
+/// lines (unaligned, every entry of the table straddled three).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[repr(align(64))]
 pub struct Conn {
     /// Client -> VIP, as received.
     pub orig: FlowKey,
@@ -230,7 +232,7 @@ impl ConnTable {
         EMPTY
     }
 
-    /// Loads the cache lines of the entry a slot refers to: an entry spans two or three, and
+    /// Loads the cache lines of the entry a slot refers to: an entry is two lines, and
     /// these fields lie less than a line apart from its first field to its last (the test
     /// `touch_entry_reaches_every_line` checks that against the compiler's field order).
     #[inline]
@@ -561,7 +563,10 @@ mod size {
     #[test]
     fn touch_entry_reaches_every_line() {
         use super::Conn;
-        use std::mem::{offset_of, size_of};
+        use std::mem::{align_of, offset_of, size_of};
+        // Two whole cache lines per entry: a field more makes it three, a cost per packet at 1M
+        // flows (bench/RESULTS.md).
+        assert_eq!((size_of::<Conn>(), align_of::<Conn>()), (128, 64));
         // The bytes touch_entry reads, and the span of bytes holding fields (padding aside).
         let mut touched = [
             offset_of!(Conn, expires_ms),
