@@ -35,7 +35,10 @@ trap cleanup EXIT INT TERM
 
 if [ "$(id -u)" -eq 0 ] && [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -lt 256 ]; then
     echo 512 > /proc/sys/vm/nr_hugepages || true
-    mountpoint -q /dev/hugepages || mount -t hugetlbfs nodev /dev/hugepages || true
+fi
+# lbd's EAL maps its hugepages from the mount (testpmd and lbgen run --in-memory).
+if [ "$(id -u)" -eq 0 ]; then
+    mountpoint -q /dev/hugepages || { mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages; } || true
 fi
 HUGE_ARGS=(--in-memory -m 256)
 [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge 256 ] || HUGE_ARGS=(--no-huge -m 1024)
