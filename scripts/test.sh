@@ -11,8 +11,11 @@ scripts/install-deps.sh
 # no traffic crosses the memif pair, for a reason not yet found. Reserve some if none are free.
 if [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -lt 256 ] && [ "$(id -u)" -eq 0 ]; then
     echo 512 > /proc/sys/vm/nr_hugepages || true
-    mountpoint -q /dev/hugepages || { mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages; } || true
     echo "== hugepages: $(awk '/HugePages_Free/ {print $2}' /proc/meminfo) free"
+fi
+# Pages reserved by someone else still need the mount for DPDK's EAL.
+if [ "$(id -u)" -eq 0 ]; then
+    mountpoint -q /dev/hugepages || { mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages; } || true
 fi
 echo "== cargo fmt --check"
 cargo fmt --all --check
