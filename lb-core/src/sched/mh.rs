@@ -55,6 +55,25 @@ pub fn is_prime(n: u32) -> bool {
     true
 }
 
+/// The first free slot of the walk p, p + s, p + 2s, ... (mod m), found by four lanes that
+/// take every fourth step each: the chain of dependent additions is a quarter as long, and the
+/// lanes are tested in walk order, so the slot is the one a single walk finds.
+fn walk_in_lanes(taken: &[u64], p: usize, s: usize, m: usize) -> usize {
+    let next = |x: usize, d: usize| if x + d >= m { x + d - m } else { x + d };
+    let mut lane = [p, next(p, s), next(next(p, s), s), next(next(next(p, s), s), s)];
+    let s4 = next(next(next(s, s), s), s);
+    loop {
+        for x in lane {
+            if taken[x >> 6] & (1 << (x & 63)) == 0 {
+                return x;
+            }
+        }
+        for x in &mut lane {
+            *x = next(*x, s4);
+        }
+    }
+}
+
 impl MaglevTable {
     /// Builds the table. `ids[i]` is backend i's identity (a hash of its address and port),
     /// `weights[i]` its weight; weight 0 backends get no slot.
@@ -97,6 +116,8 @@ impl MaglevTable {
         let mut inverse: Vec<u64> = vec![0; live.len()];
         // Claims per round, divided once here rather than once per backend per round.
         let per_round: Vec<u32> = live.iter().map(|&i| weights[i] / g).collect();
+        // Past 90% full a claim probes ten slots or more: walked in lanes (`walk_in_lanes`).
+        let late = m - m / 10;
         'rounds: loop {
             for (k, &i) in live.iter().enumerate() {
                 for _ in 0..per_round[k] {
@@ -111,6 +132,8 @@ impl MaglevTable {
                         let steps = |x: usize| ((x + m - p) as u64 % m as u64) * inverse[k] % m as u64;
                         let at = (0..free.len()).min_by_key(|j| steps(free[*j])).unwrap_or(0);
                         p = free.swap_remove(at);
+                    } else if filled >= late {
+                        p = walk_in_lanes(&taken, p, s, m);
                     } else {
                         // Walk backend i's permutation to its next free slot; a prime M makes
                         // every permutation visit every slot, so a free one is always found.
