@@ -74,6 +74,49 @@ fn walk_in_lanes(taken: &[u64], p: usize, s: usize, m: usize) -> usize {
     }
 }
 
+/// Claims handled together below 90% full (see `claim_group`).
+const GROUP: usize = 4;
+
+/// One claim each for the `GROUP` backends `first..first + GROUP`, in order, as claiming them
+/// one at a time would. Below 90% full one of a walk's next four slots is free for most claims, so each
+/// backend's first free slot among them is picked without branching, for all backends of the
+/// group before any is committed (the predictor cannot guess which slot of a walk is free;
+/// each wrong guess costs more than the probes). Committing in order, a backend whose pick an
+/// earlier one of the group took, or whose four slots were all taken, walks on from there:
+/// slots taken before stay taken, so the slot it ends on is the one a single walk finds.
+fn claim_group(
+    first: usize,
+    live: &[usize],
+    pos: &mut [usize],
+    skip: &[usize],
+    taken: &mut [u64],
+    slots: &mut [u16],
+    m: usize,
+) {
+    let next = |x: usize, d: usize| if x + d >= m { x + d - m } else { x + d };
+    let is_free = |taken: &[u64], x: usize| taken[x >> 6] & (1 << (x & 63)) == 0;
+    let mut pick = [0usize; GROUP];
+    for (j, k) in (first..first + GROUP).enumerate() {
+        let (p0, s) = (pos[k], skip[k]);
+        let (p1, p2, p3) = (next(p0, s), next(next(p0, s), s), next(next(next(p0, s), s), s));
+        // The first free of the four; the slot after them when none is.
+        let mut c = next(p3, s);
+        for x in [p3, p2, p1, p0] {
+            c = if is_free(taken, x) { x } else { c };
+        }
+        pick[j] = c;
+    }
+    for (j, k) in (first..first + GROUP).enumerate() {
+        let (mut p, s) = (pick[j], skip[k]);
+        while !is_free(taken, p) {
+            p = next(p, s);
+        }
+        taken[p >> 6] |= 1 << (p & 63);
+        slots[p] = u16::try_from(live[k]).unwrap_or(EMPTY);
+        pos[k] = next(p, s);
+    }
+}
+
 impl MaglevTable {
     /// Builds the table. `ids[i]` is backend i's identity (a hash of its address and port),
     /// `weights[i]` its weight; weight 0 backends get no slot.
@@ -119,7 +162,19 @@ impl MaglevTable {
         // Past 90% full a claim probes ten slots or more: walked in lanes (`walk_in_lanes`).
         let late = m - m / 10;
         'rounds: loop {
-            for (k, &i) in live.iter().enumerate() {
+            let mut k = 0;
+            while k < live.len() {
+                // Groups of backends with one claim per round each; they stop short of the
+                // lanes and of the endgame (whose free list they would not update).
+                if filled + GROUP <= late.min(m.saturating_sub(ENDGAME + 1))
+                    && per_round.get(k..k + GROUP).is_some_and(|c| c.iter().all(|&c| c == 1))
+                {
+                    claim_group(k, &live, &mut pos, &skip, &mut taken, &mut slots, m);
+                    filled += GROUP;
+                    k += GROUP;
+                    continue;
+                }
+                let i = live[k];
                 for _ in 0..per_round[k] {
                     let (mut p, s) = (pos[k], skip[k]);
                     if m - filled <= ENDGAME {
@@ -156,6 +211,7 @@ impl MaglevTable {
                         break 'rounds;
                     }
                 }
+                k += 1;
             }
         }
         Ok(MaglevTable { slots, ids: ids.to_vec() })
@@ -280,9 +336,12 @@ mod tests {
     #[allow(clippy::cast_possible_truncation)] // small test weights
     fn build_equals_the_papers_sequential_fill() {
         type WeightOf = fn(usize) -> u32;
-        let cases: [(usize, u32, WeightOf); 6] = [
+        let cases: [(usize, u32, WeightOf); 8] = [
             (1000, 65537, |_| 1),
             (1000, 65537, |i| 1 + (i % 7) as u32),
+            // Groups of four one-claim backends between two-claim ones, and groups at another M.
+            (50, 1009, |i| if i % 5 == 0 { 2 } else { 1 }),
+            (300, 10007, |_| 3),
             (3, 7, |_| 1),
             (13, 13, |i| (i % 3) as u32),
             (100, 1009, |i| if i % 10 == 0 { 0 } else { 2 + (i % 4) as u32 }),
