@@ -55,23 +55,61 @@ pub fn is_prime(n: u32) -> bool {
     true
 }
 
-/// The first free slot of the walk p, p + s, p + 2s, ... (mod m), found by four lanes that
-/// take every fourth step each: the chain of dependent additions is a quarter as long, and the
-/// lanes are tested in walk order, so the slot is the one a single walk finds.
+/// `x + d` modulo `m`, for `x, d < m`.
+#[inline]
+fn step(x: usize, d: usize, m: usize) -> usize {
+    if x + d >= m { x + d - m } else { x + d }
+}
+
+/// The walk's next four slots from `p` on: p, p + s, p + 2s, p + 3s (mod m).
+#[inline]
+fn four_steps(p: usize, s: usize, m: usize) -> [usize; 4] {
+    let p1 = step(p, s, m);
+    let p2 = step(p1, s, m);
+    [p, p1, p2, step(p2, s, m)]
+}
+
+/// Whether slot `x` is unclaimed in the occupancy bitmap.
+#[inline]
+fn is_free(taken: &[u64], x: usize) -> bool {
+    taken[x >> 6] & (1 << (x & 63)) == 0
+}
+
+/// The first free slot of the walk p, p + s, p + 2s, ... (mod m), one slot at a time; a prime M
+/// makes every walk visit every slot, so a free one is always found.
+#[inline]
+fn walk(taken: &[u64], mut p: usize, s: usize, m: usize) -> usize {
+    while !is_free(taken, p) {
+        p = step(p, s, m);
+    }
+    p
+}
+
+/// The first free slot of the same walk, found by four lanes that take every fourth step each:
+/// the chain of dependent additions is a quarter as long, and the lanes are tested in walk
+/// order, so the slot is the one a single walk finds.
 fn walk_in_lanes(taken: &[u64], p: usize, s: usize, m: usize) -> usize {
-    let next = |x: usize, d: usize| if x + d >= m { x + d - m } else { x + d };
-    let mut lane = [p, next(p, s), next(next(p, s), s), next(next(next(p, s), s), s)];
-    let s4 = next(next(next(s, s), s), s);
+    let mut lane = four_steps(p, s, m);
+    // [s, 2s, 3s, 4s]: each lane moves by 4s.
+    let s4 = four_steps(s, s, m)[3];
     loop {
         for x in lane {
-            if taken[x >> 6] & (1 << (x & 63)) == 0 {
+            if is_free(taken, x) {
                 return x;
             }
         }
         for x in &mut lane {
-            *x = next(*x, s4);
+            *x = step(*x, s4, m);
         }
     }
+}
+
+/// Gives slot `p` to backend `i` and returns where that backend's walk goes on from.
+#[inline]
+fn claim(taken: &mut [u64], slots: &mut [u16], p: usize, i: usize, s: usize, m: usize) -> usize {
+    taken[p >> 6] |= 1 << (p & 63);
+    slots[p] = u16::try_from(i).unwrap_or(EMPTY);
+    step(p, s, m)
 }
 
 /// Claims handled together below 90% full (see `claim_group`).
@@ -93,27 +131,19 @@ fn claim_group(
     slots: &mut [u16],
     m: usize,
 ) {
-    let next = |x: usize, d: usize| if x + d >= m { x + d - m } else { x + d };
-    let is_free = |taken: &[u64], x: usize| taken[x >> 6] & (1 << (x & 63)) == 0;
     let mut pick = [0usize; GROUP];
     for (j, k) in (first..first + GROUP).enumerate() {
-        let (p0, s) = (pos[k], skip[k]);
-        let (p1, p2, p3) = (next(p0, s), next(next(p0, s), s), next(next(next(p0, s), s), s));
+        let (four, s) = (four_steps(pos[k], skip[k], m), skip[k]);
         // The first free of the four; the slot after them when none is.
-        let mut c = next(p3, s);
-        for x in [p3, p2, p1, p0] {
+        let mut c = step(four[3], s, m);
+        for x in four.into_iter().rev() {
             c = if is_free(taken, x) { x } else { c };
         }
         pick[j] = c;
     }
     for (j, k) in (first..first + GROUP).enumerate() {
-        let (mut p, s) = (pick[j], skip[k]);
-        while !is_free(taken, p) {
-            p = next(p, s);
-        }
-        taken[p >> 6] |= 1 << (p & 63);
-        slots[p] = u16::try_from(live[k]).unwrap_or(EMPTY);
-        pos[k] = next(p, s);
+        let p = walk(taken, pick[j], skip[k], m);
+        pos[k] = claim(taken, slots, p, live[k], skip[k], m);
     }
 }
 
@@ -179,7 +209,7 @@ impl MaglevTable {
                     let (mut p, s) = (pos[k], skip[k]);
                     if m - filled <= ENDGAME {
                         if free.is_empty() {
-                            free = (0..m).filter(|x| taken[x >> 6] & (1 << (x & 63)) == 0).collect();
+                            free = (0..m).filter(|x| is_free(&taken, *x)).collect();
                         }
                         if inverse[k] == 0 {
                             inverse[k] = inverse_mod(s as u64, m as u64);
@@ -190,22 +220,9 @@ impl MaglevTable {
                     } else if filled >= late {
                         p = walk_in_lanes(&taken, p, s, m);
                     } else {
-                        // Walk backend i's permutation to its next free slot; a prime M makes
-                        // every permutation visit every slot, so a free one is always found.
-                        while taken[p >> 6] & (1 << (p & 63)) != 0 {
-                            p += s;
-                            if p >= m {
-                                p -= m;
-                            }
-                        }
+                        p = walk(&taken, p, s, m);
                     }
-                    taken[p >> 6] |= 1 << (p & 63);
-                    slots[p] = u16::try_from(i).unwrap_or(EMPTY);
-                    p += s;
-                    if p >= m {
-                        p -= m;
-                    }
-                    pos[k] = p;
+                    pos[k] = claim(&mut taken, &mut slots, p, i, s, m);
                     filled += 1;
                     if filled == m {
                         break 'rounds;
