@@ -41,30 +41,24 @@ pub fn render(
     );
     put("lbd_rx_bytes_total", "Bytes received.", "counter", &mut stats.iter().map(|s| (w(s), s.counters.rx_bytes)));
     put("lbd_tx_bytes_total", "Bytes transmitted.", "counter", &mut stats.iter().map(|s| (w(s), s.counters.tx_bytes)));
-    put(
-        "lbd_port_rx_packets_total",
-        "Frames the port's driver received.",
-        "counter",
-        &mut port_stats.iter().map(|(l, s)| (l.clone(), s.ipackets)),
-    );
-    put(
-        "lbd_port_tx_packets_total",
-        "Frames the port's driver sent.",
-        "counter",
-        &mut port_stats.iter().map(|(l, s)| (l.clone(), s.opackets)),
-    );
-    put(
-        "lbd_port_rx_missed_total",
-        "Frames the port could not receive (its RX ring was full), as the driver counts them.",
-        "counter",
-        &mut port_stats.iter().map(|(l, s)| (l.clone(), s.imissed)),
-    );
-    put(
-        "lbd_port_ring_drops_total",
-        "AF_PACKET ports: frames the kernel dropped because the socket's receive ring was full.",
-        "counter",
-        &mut port_stats.iter().map(|(l, s)| (l.clone(), s.ring_drops)),
-    );
+    type PortCounter = fn(&lb_dpdk::ffi::PortStats) -> u64;
+    let port_counters: [(&str, &str, PortCounter); 4] = [
+        ("lbd_port_rx_packets_total", "Frames the port's driver received.", |s| s.ipackets),
+        ("lbd_port_tx_packets_total", "Frames the port's driver sent.", |s| s.opackets),
+        (
+            "lbd_port_rx_missed_total",
+            "Frames the port could not receive (its RX ring was full), as the driver counts them.",
+            |s| s.imissed,
+        ),
+        (
+            "lbd_port_ring_drops_total",
+            "AF_PACKET ports: frames the kernel dropped because the socket's receive ring was full.",
+            |s| s.ring_drops,
+        ),
+    ];
+    for (name, help, value) in port_counters {
+        put(name, help, "counter", &mut port_stats.iter().map(|(l, s)| (l.clone(), value(s))));
+    }
     put(
         "lbd_drops_total",
         "Packets dropped, by reason.",
