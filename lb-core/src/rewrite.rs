@@ -38,7 +38,9 @@ fn l4_checksum_offset(l: &Layout) -> Option<usize> {
 
 /// Replaces the source and/or destination address and port, patching the IPv4 header checksum
 /// and the TCP/UDP checksum incrementally (RFC 1624). A UDP/IPv4 checksum of zero stays zero.
-/// Ports are only written when the transport header is present.
+/// Ports are only written when the transport header is present. Inlined so that each caller's
+/// fixed choice of endpoints compiles to straight-line code.
+#[inline(always)]
 pub fn translate(pkt: &mut [u8], l: &Layout, src: Option<(&[u8; 16], u16)>, dst: Option<(&[u8; 16], u16)>) {
     let (src_at, dst_at, _) = addr_offsets(l);
     // A quoted header inside an ICMP error may stop before its checksum field.
@@ -46,16 +48,9 @@ pub fn translate(pkt: &mut [u8], l: &Layout, src: Option<(&[u8; 16], u16)>, dst:
     let ports = l.l4_present && matches!(l.proto, ip_proto::TCP | ip_proto::UDP);
     // One RFC 1624 difference for the addresses (both checksums cover them) and one for the
     // ports (only the transport checksum does), applied once each at the end.
-    let (mut addr_delta, mut port_delta) = (0u64, 0u64);
-    for (at, port_at, new) in [(src_at, l.l4, src), (dst_at, l.l4 + 2, dst)] {
-        let Some((addr, port)) = new else { continue };
-        addr_delta += if l.v6 { replace::<16>(pkt, at, addr) } else { replace::<4>(pkt, at, addr) };
-        if ports {
-            let old_port = u16::from_be_bytes([pkt[port_at], pkt[port_at + 1]]);
-            pkt[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
-            port_delta += u64::from(!old_port) + u64::from(port);
-        }
-    }
+    let (src_addr, src_port) = replace_endpoint(pkt, l.v6, src_at, ports.then_some(l.l4), src);
+    let (dst_addr, dst_port) = replace_endpoint(pkt, l.v6, dst_at, ports.then_some(l.l4 + 2), dst);
+    let (addr_delta, port_delta) = (src_addr + dst_addr, src_port + dst_port);
     if !l.v6 {
         let at = l.l3 + 10;
         let c = checksum::apply_delta(u16::from_be_bytes([pkt[at], pkt[at + 1]]), addr_delta);
@@ -74,6 +69,29 @@ pub fn translate(pkt: &mut [u8], l: &Layout, src: Option<(&[u8; 16], u16)>, dst:
     }
 }
 
+/// Writes one endpoint (the address at `at`, the port at `port_at` when there is one); returns
+/// the checksum differences of the address and of the port.
+#[inline(always)]
+fn replace_endpoint(
+    pkt: &mut [u8],
+    v6: bool,
+    at: usize,
+    port_at: Option<usize>,
+    new: Option<(&[u8; 16], u16)>,
+) -> (u64, u64) {
+    let Some((addr, port)) = new else { return (0, 0) };
+    let addr_delta = if v6 { replace::<16>(pkt, at, addr) } else { replace::<4>(pkt, at, addr) };
+    let port_delta = match port_at {
+        Some(at) => {
+            let old_port = u16::from_be_bytes([pkt[at], pkt[at + 1]]);
+            pkt[at..at + 2].copy_from_slice(&port.to_be_bytes());
+            u64::from(!old_port) + u64::from(port)
+        }
+        None => 0,
+    };
+    (addr_delta, port_delta)
+}
+
 /// Writes the first `N` bytes of `addr` at `at`; returns their checksum difference.
 #[inline]
 fn replace<const N: usize>(pkt: &mut [u8], at: usize, addr: &[u8; 16]) -> u64 {
@@ -85,22 +103,25 @@ fn replace<const N: usize>(pkt: &mut [u8], at: usize, addr: &[u8; 16]) -> u64 {
     checksum::delta(&old, &new)
 }
 
-/// Decrements the IPv4 TTL (patching the checksum) or the IPv6 hop limit. Returns false, and
-/// changes nothing, when the packet must not be forwarded (TTL or hop limit of 1 or less).
+/// Decrements the IPv4 TTL (patching the checksum, RFC 1624) or the IPv6 hop limit. Returns
+/// false, and changes nothing, when the packet must not be forwarded (TTL or hop limit of 1 or
+/// less, or a header shorter than the field).
+#[inline]
 pub fn decrement_ttl(pkt: &mut [u8], l3: usize, v6: bool) -> bool {
-    if v6 {
-        let mut p = ipv6::Packet::new_unchecked(&mut pkt[l3..]);
-        if p.hop_limit() <= 1 {
-            return false;
-        }
-        let h = p.hop_limit() - 1;
-        p.set_hop_limit(h);
-    } else {
-        let mut p = ipv4::Packet::new_unchecked(&mut pkt[l3..]);
-        if p.ttl() <= 1 {
-            return false;
-        }
-        p.decrement_ttl();
+    // IPv6's hop limit is byte 7; IPv4's TTL is byte 8, the high half of the word the checksum
+    // (bytes 10-11) covers with the protocol.
+    let at = l3 + if v6 { 7 } else { 8 };
+    let Some(&ttl) = pkt.get(at) else { return false };
+    if ttl <= 1 || (!v6 && pkt.len() < l3 + ipv4::HEADER_LEN) {
+        return false;
+    }
+    pkt[at] = ttl - 1;
+    if !v6 {
+        let proto = u16::from(pkt[at + 1]);
+        let old = u16::from(ttl) << 8 | proto;
+        let check = u16::from_be_bytes([pkt[l3 + 10], pkt[l3 + 11]]);
+        let c = checksum::update16(check, old, old - 0x100);
+        pkt[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
     }
     true
 }
