@@ -251,6 +251,12 @@ pub fn render(
         &mut stats.iter().map(|s| (w(s), s.counters.conns_created)),
     );
     put(
+        "lbd_fast_path_packets_total",
+        "Packets of established connections forwarded by the fast path.",
+        "counter",
+        &mut stats.iter().map(|s| (w(s), s.counters.fast_path)),
+    );
+    put(
         "lbd_stateless_total",
         "New flows forwarded without an entry (table or embryonic cap full).",
         "counter",

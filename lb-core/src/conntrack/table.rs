@@ -192,7 +192,12 @@ impl ConnTable {
     /// Finds the connection a key belongs to and the direction the key names.
     #[inline]
     pub fn lookup(&self, key: &FlowKey) -> Option<(ConnId, Dir)> {
-        let h = Self::hash(key);
+        self.lookup_hashed(key, Self::hash(key))
+    }
+
+    /// `lookup` with the hash `home` gave for `key` (the burst's first pass computed it).
+    #[inline]
+    pub fn lookup_hashed(&self, key: &FlowKey, h: u32) -> Option<(ConnId, Dir)> {
         let mut i = h as usize & self.mask;
         loop {
             let s = self.index[i];

@@ -219,6 +219,9 @@ pub struct Counters {
     pub sync_lost: u64,
     pub sync_applied: u64,
     pub sync_refused: u64,
+    /// Packets of established connections forwarded by the fast path (the rest of
+    /// `tx_packets` took the full pipeline).
+    pub fast_path: u64,
     pub services: Vec<ServiceCounters>,
     pub backends: Vec<BackendCounters>,
 }
@@ -254,6 +257,7 @@ impl Counters {
             sync_lost: 0,
             sync_applied: 0,
             sync_refused: 0,
+            fast_path: 0,
             services: vec![ServiceCounters::default(); services],
             backends: vec![BackendCounters::default(); backends],
         }
@@ -295,6 +299,7 @@ impl Counters {
         self.sync_lost += o.sync_lost;
         self.sync_applied += o.sync_applied;
         self.sync_refused += o.sync_refused;
+        self.fast_path += o.fast_path;
         for (a, b) in self.services.iter_mut().zip(&o.services).chain(self.backends.iter_mut().zip(&o.backends)) {
             a.conns += b.conns;
             a.in_packets += b.in_packets;

@@ -274,19 +274,38 @@ fn established(
         let next = tcp_transition(c.state, ev, dir, c.mode);
         move_state(w, id, &mut c, next, now_ms);
     }
-    w.conns.set_expiry(id, now_ms + timeout_ms(w, &c));
+    deliver_tracked(w, t, f, ip, lay, id, &c, dir, confirm, now_ms)
+}
+
+/// The end of `established` (and of the fast path): refreshes connection `id`'s timer, tells
+/// the peers, counts the packet, and delivers it. `c` is the connection after any state change.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(super) fn deliver_tracked(
+    w: &mut Worker,
+    t: &Table,
+    f: &mut impl Frame,
+    ip: &Ip,
+    lay: &Layout,
+    id: ConnId,
+    c: &Conn,
+    dir: Dir,
+    confirm: bool,
+    now_ms: u64,
+) -> Verdict {
+    w.conns.set_expiry(id, now_ms + timeout_ms(w, c));
     if w.sync_on {
         super::sync::refreshed(w, id, now_ms);
     }
-    count(w, &c, dir, f.data().len());
-    deliver(w, t, f, ip, lay, &c, dir, confirm, now_ms)
+    count(w, c, dir, f.data().len());
+    deliver(w, t, f, ip, lay, c, dir, confirm, now_ms)
 }
 
 /// Records forward progress on `e` from this packet (a TCP acknowledgement that moved forward
 /// shows the neighbour it came from got what the LB sent it), and returns whether the
 /// neighbour this packet goes to saw progress since the LB last sent toward it.
 #[inline]
-fn progress(e: &mut Conn, d: &[u8], ip: &Ip, lay: &Layout, dir: Dir, flags: u8) -> bool {
+pub(super) fn progress(e: &mut Conn, d: &[u8], ip: &Ip, lay: &Layout, dir: Dir, flags: u8) -> bool {
     let toward = if dir == Dir::Orig { PROGRESS_BACKEND } else { PROGRESS_CLIENT };
     let confirm = e.progress & toward != 0;
     e.progress &= !toward;

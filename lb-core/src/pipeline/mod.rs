@@ -10,6 +10,7 @@
 //! drop reason. The neighbour table is shared between workers through lock-free slots.
 
 mod counters;
+mod fast;
 mod forward;
 mod icmp;
 mod l2;
@@ -74,6 +75,9 @@ pub struct WorkerConfig {
     pub synproxy_secret: u64,
     /// Workers sharing the backends' connection thresholds (each holds its share).
     pub workers: u32,
+    /// Forward established connections' plain packets through the fast path (`fast.rs`); off,
+    /// every packet takes the full pipeline (which the fast path is tested against).
+    pub fast_path: bool,
 }
 
 impl Default for WorkerConfig {
@@ -92,6 +96,7 @@ impl Default for WorkerConfig {
             neigh: crate::neigh::NeighParams::default(),
             synproxy_secret: 0x5359_4e43_4f4f_4b49,
             workers: 1,
+            fast_path: true,
         }
     }
 }
@@ -132,6 +137,7 @@ pub struct Worker {
     sync_on: bool,
     sync_out: Vec<crate::sync::SyncEvent>,
     workers: u32,
+    fast_path: bool,
 }
 
 impl Worker {
@@ -160,6 +166,7 @@ impl Worker {
             sync_on: false,
             sync_out: Vec::with_capacity(sync::MAX_SYNC_EVENTS),
             workers: cfg.workers,
+            fast_path: cfg.fast_path,
         }
     }
 
@@ -346,52 +353,40 @@ pub fn save_conns<'a>(
 pub fn process_burst<F: Frame>(w: &mut Worker, table: &Table, frames: &mut [F], verdicts: &mut [Verdict], now_ms: u64) {
     w.sync(table);
     for (fs, vs) in frames.chunks_mut(WARM_GROUP).zip(verdicts.chunks_mut(WARM_GROUP)) {
-        warm(w, fs);
         process_group(w, table, fs, vs, now_ms);
     }
     w.expire(now_ms);
 }
 
-/// Packets whose connection lookups are started together (a DPDK burst).
+/// Packets whose headers are read and whose connection lookups are started together (a DPDK
+/// burst).
 const WARM_GROUP: usize = 32;
 
-/// Stages the burst's connection lookups as l3fwd stages its route lookups: first every
-/// packet's home index slot is loaded, then every entry those slots name, so their cache misses
-/// overlap instead of being paid one packet at a time; `process_group` then finds them in
-/// cache. Only TCP/UDP right after an IPv4/IPv6 header is looked at, without validation
-/// (`flow::peek`; the real pass validates): a wrong guess costs a wasted load, never a wrong
-/// verdict.
-fn warm<F: Frame>(w: &Worker, frames: &[F]) {
-    // The headers are in cache (the port just wrote them): hash every packet first, so the
-    // loops that miss are a few instructions per packet and the out-of-order window holds the
-    // whole group's loads at once.
-    let mut homes = [(0, NO_SLOT); WARM_GROUP];
-    for (f, home) in frames.iter().zip(homes.iter_mut()) {
-        if let Some(key) = crate::flow::peek(f.data()).and_then(|p| p.key()) {
-            *home = w.conns.home(&key);
-        }
-    }
-    let mut entries = [EMPTY_ENTRY; WARM_GROUP];
-    for (&(hash, slot), e) in homes.iter().zip(entries.iter_mut()) {
-        if slot != NO_SLOT {
-            *e = w.conns.touch_slot(hash, slot);
-        }
-    }
-    for &e in &entries {
-        if e != EMPTY_ENTRY {
-            w.conns.touch_entry(e);
-        }
-    }
-}
-
-const NO_SLOT: usize = usize::MAX;
-const EMPTY_ENTRY: u32 = u32::MAX;
-
+/// Processes up to `WARM_GROUP` frames in stages, as l3fwd does its route lookups: every
+/// frame's headers are read and its key hashed first (`fast::parse`), then every key's home
+/// index slot is loaded, then every entry those slots name, so that the cache misses of the
+/// group overlap instead of being paid one packet at a time. Then each frame, in order, takes
+/// the fast path when it is a plain packet of an established connection, or the full pipeline.
 fn process_group<F: Frame>(w: &mut Worker, table: &Table, frames: &mut [F], verdicts: &mut [Verdict], now_ms: u64) {
-    for (f, v) in frames.iter_mut().zip(verdicts.iter_mut()) {
+    let mut parsed = [None; WARM_GROUP];
+    for (f, p) in frames.iter().zip(parsed.iter_mut()) {
+        *p = fast::parse(w, table, f);
+    }
+    warm(w, &parsed);
+    for ((f, v), p) in frames.iter_mut().zip(verdicts.iter_mut()).zip(&parsed) {
         w.counters.rx_packets += 1;
         w.counters.rx_bytes += f.data().len() as u64;
-        *v = process_one(w, table, f, now_ms);
+        let fast = match p {
+            Some(p) if w.fast_path => fast::established(w, table, f, p, now_ms),
+            _ => None,
+        };
+        *v = match fast {
+            Some(v) => {
+                w.counters.fast_path += 1;
+                v
+            }
+            None => process_one(w, table, f, now_ms),
+        };
         match *v {
             Verdict::Tx(_) => {
                 w.counters.tx_packets += 1;
@@ -404,6 +399,24 @@ fn process_group<F: Frame>(w: &mut Worker, table: &Table, frames: &mut [F], verd
         }
     }
 }
+
+/// Loads the index slots, then the entries, the group's keys lead to: a wrong guess costs a
+/// wasted load, never a wrong verdict (`lookup` does the real search).
+fn warm(w: &Worker, parsed: &[Option<fast::Parsed>]) {
+    let mut entries = [EMPTY_ENTRY; WARM_GROUP];
+    for (p, e) in parsed.iter().zip(entries.iter_mut()) {
+        if let Some(p) = p {
+            *e = w.conns.touch_slot(p.hash, p.slot);
+        }
+    }
+    for &e in &entries {
+        if e != EMPTY_ENTRY {
+            w.conns.touch_entry(e);
+        }
+    }
+}
+
+const EMPTY_ENTRY: u32 = u32::MAX;
 
 fn process_one<F: Frame>(w: &mut Worker, t: &Table, f: &mut F, now_ms: u64) -> Verdict {
     let in_port = f.in_port();

@@ -1,0 +1,145 @@
+//! The fast path for packets of established connections, as DPDK's l3fwd and VPP split theirs.
+//!
+//! `parse` reads a whole burst's headers first: a frame qualifies when it is the plainest case
+//! the full pipeline handles (untagged, to the port's own MAC, IPv4 without options and not a
+//! fragment or IPv6 without extension headers, with a whole TCP or UDP header) and passes
+//! every check the full pipeline would make of it. Its key is hashed there, so the burst can
+//! start its connection table misses together. `established` then forwards a qualifying
+//! packet of a tracked connection whose packet changes nothing but its timers, counters and
+//! forward progress (a TCP ACK without SYN, FIN or RST in the established state, or UDP), with
+//! the very steps `forward::established` takes. Anything else, or anything in doubt, returns
+//! `None` before a single byte or counter changed, and the full pipeline takes the packet from
+//! the start. `fast_path_matches_the_full_pipeline` holds the two to the same verdicts, bytes
+//! and counters.
+
+use super::forward::{self, Ip};
+use super::{Frame, LOOPBACK6, Verdict, Worker, martian_v4};
+use crate::conntrack::{SynProxy, TcpEvent, tcp_transition};
+use crate::flow::FlowKey;
+use crate::rewrite::Layout;
+use crate::service::{Mode, Table};
+use crate::wire::{EtherType, checksum, get_array, get_u16, ip_proto, tcp};
+
+/// What `parse` found in a qualifying frame.
+#[derive(Clone, Copy)]
+pub(super) struct Parsed {
+    pub key: FlowKey,
+    /// The key's hash and home slot in the connection table.
+    pub hash: u32,
+    pub slot: usize,
+    /// Offset of the transport header.
+    pub l4: usize,
+    /// IP header plus payload length (the frame may be longer: Ethernet padding).
+    pub total: usize,
+    /// TCP flags (0 for UDP).
+    pub flags: u8,
+}
+
+/// Length of the (untagged) Ethernet header.
+const L3: usize = 14;
+
+/// Reads and checks a frame's headers, as `process_one`, `ipv4`/`ipv6` and `transport` would
+/// (`None`: the full pipeline decides).
+#[inline]
+pub(super) fn parse<F: Frame>(w: &Worker, t: &Table, f: &F) -> Option<Parsed> {
+    let d = f.data();
+    let port = t.network.ports.get(usize::from(f.in_port()))?;
+    // Multicast and broadcast destinations, VLAN tags and other ethertypes: the full pipeline.
+    if d.len() < L3 || get_array::<6>(d, 0) != port.mac.0 {
+        return None;
+    }
+    let (src, dst, proto, total, l4, v6) = match get_u16(d, 12) {
+        EtherType::IPV4 => {
+            let ip: &[u8; 20] = d.get(L3..L3 + 20)?.try_into().ok()?;
+            let total = usize::from(get_u16(ip, 2));
+            // Version 4, no options, not a fragment, a whole datagram, a good header checksum.
+            if ip[0] != 0x45 || total < 20 || d.len() < L3 + total || get_u16(ip, 6) & 0x3fff != 0 {
+                return None;
+            }
+            if checksum::sum_words(ip) != 0xffff || martian_v4(get_array(ip, 12)) {
+                return None;
+            }
+            (crate::flow::widen(get_array(ip, 12)), crate::flow::widen(get_array(ip, 16)), ip[9], total, L3 + 20, false)
+        }
+        EtherType::IPV6 => {
+            let ip = d.get(L3..L3 + 40)?;
+            let total = 40 + usize::from(get_u16(ip, 4));
+            if ip[0] >> 4 != 6 || d.len() < L3 + total {
+                return None;
+            }
+            let src: [u8; 16] = get_array(ip, 8);
+            // Unspecified, multicast and loopback sources are the full pipeline's to drop.
+            if src == [0; 16] || src[0] == 0xff || src == LOOPBACK6 {
+                return None;
+            }
+            (src, get_array(ip, 24), ip[6], total, L3 + 40, true)
+        }
+        _ => return None,
+    };
+    let seg = &d[l4..L3 + total];
+    let (src_port, dst_port, flags) = match proto {
+        ip_proto::TCP => {
+            let hl = usize::from(*seg.get(12)? >> 4) * 4;
+            if seg.len() < tcp::HEADER_LEN || hl < tcp::HEADER_LEN || seg.len() < hl {
+                return None;
+            }
+            (get_u16(seg, 0), get_u16(seg, 2), seg[13])
+        }
+        ip_proto::UDP => {
+            // The UDP length must be the IP payload's.
+            if seg.len() < 8 || usize::from(get_u16(seg, 4)) != seg.len() {
+                return None;
+            }
+            (get_u16(seg, 0), get_u16(seg, 2), 0)
+        }
+        _ => return None,
+    };
+    let key = FlowKey { src, dst, src_port, dst_port, proto, v6 };
+    let (hash, slot) = w.conns.home(&key);
+    Some(Parsed { key, hash, slot, l4, total, flags })
+}
+
+/// Forwards a parsed packet of an established connection whose packet changes no state; `None`
+/// (with nothing changed) for everything else.
+#[inline]
+pub(super) fn established<F: Frame>(w: &mut Worker, t: &Table, f: &mut F, p: &Parsed, now_ms: u64) -> Option<Verdict> {
+    use tcp::flags::{ACK, FIN, RST, SYN};
+    let tcp = p.key.proto == ip_proto::TCP;
+    // An ACK without SYN, FIN or RST (any such flags are valid ones), or UDP.
+    if tcp && p.flags & (ACK | SYN | FIN | RST) != ACK {
+        return None;
+    }
+    let (id, dir) = w.conns.lookup_hashed(&p.key, p.hash)?;
+    let c = *w.conns.get(id);
+    // Expired (the full pipeline forgets it), proxied, reset on a down backend, or its backend
+    // never answered (the passive health check's case).
+    if c.expires_ms <= now_ms
+        || c.synproxy != SynProxy::Off
+        || t.expires_on_down(c.backend_id)
+        || forward::backend_silent(&c)
+    {
+        return None;
+    }
+    if tcp && tcp_transition(c.state, TcpEvent::Ack, dir, c.mode) != c.state {
+        return None;
+    }
+    let ip = Ip {
+        l3: L3,
+        l4: p.l4,
+        v6: p.key.v6,
+        proto: p.key.proto,
+        total: p.total,
+        dont_frag: p.key.v6 || f.data()[L3 + 6] & 0x40 != 0,
+        fragment: None,
+    };
+    if matches!(c.mode, Mode::Nat | Mode::Fnat) && !forward::l4_checksum_ok(f, &ip, w.verify_l4) {
+        return None;
+    }
+    // From here on, what the full pipeline does to this packet, in its order.
+    if f.data().len() > L3 + p.total {
+        f.set_len(L3 + p.total);
+    }
+    let lay = Layout { l3: L3, l4: p.l4, v6: p.key.v6, proto: p.key.proto, l4_present: true };
+    let confirm = forward::progress(w.conns.get_mut(id), f.data(), &ip, &lay, dir, p.flags);
+    Some(forward::deliver_tracked(w, t, f, &ip, &lay, id, &c, dir, confirm, now_ms))
+}
