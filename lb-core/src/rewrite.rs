@@ -106,7 +106,7 @@ fn replace<const N: usize>(pkt: &mut [u8], at: usize, addr: &[u8; 16]) -> u64 {
 /// Decrements the IPv4 TTL (patching the checksum, RFC 1624) or the IPv6 hop limit. Returns
 /// false, and changes nothing, when the packet must not be forwarded (TTL or hop limit of 1 or
 /// less, or a header shorter than the field).
-#[inline]
+#[inline(always)]
 pub fn decrement_ttl(pkt: &mut [u8], l3: usize, v6: bool) -> bool {
     // IPv6's hop limit is byte 7; IPv4's TTL is byte 8, the high half of the word the checksum
     // (bytes 10-11) covers with the protocol.

@@ -330,5 +330,8 @@ fn fast_path_matches_the_full_pipeline() {
         forwarded += a.worker.counters.tx_packets;
     }
     // The comparison means something only if the fast path forwarded a good share of it.
-    assert!(forwarded_fast * 4 > forwarded && forwarded_fast > 2000, "fast path forwarded {forwarded_fast} of {packets} ({forwarded} forwarded)");
+    assert!(
+        forwarded_fast * 4 > forwarded && forwarded_fast > 2000,
+        "fast path forwarded {forwarded_fast} of {packets} ({forwarded} forwarded)"
+    );
 }

@@ -33,6 +33,8 @@ pub(super) struct Parsed {
     pub total: usize,
     /// TCP flags (0 for UDP).
     pub flags: u8,
+    /// IPv4's DF bit (always set for IPv6).
+    pub dont_frag: bool,
 }
 
 /// Length of the (untagged) Ethernet header.
@@ -48,7 +50,7 @@ pub(super) fn parse<F: Frame>(w: &Worker, t: &Table, f: &F) -> Option<Parsed> {
     if d.len() < L3 || get_array::<6>(d, 0) != port.mac.0 {
         return None;
     }
-    let (src, dst, proto, total, l4, v6) = match get_u16(d, 12) {
+    let (src, dst, proto, total, l4, v6, dont_frag) = match get_u16(d, 12) {
         EtherType::IPV4 => {
             let ip: &[u8; 20] = d.get(L3..L3 + 20)?.try_into().ok()?;
             let total = usize::from(get_u16(ip, 2));
@@ -59,7 +61,8 @@ pub(super) fn parse<F: Frame>(w: &Worker, t: &Table, f: &F) -> Option<Parsed> {
             if checksum::sum_words(ip) != 0xffff || martian_v4(get_array(ip, 12)) {
                 return None;
             }
-            (crate::flow::widen(get_array(ip, 12)), crate::flow::widen(get_array(ip, 16)), ip[9], total, L3 + 20, false)
+            let (src, dst) = (crate::flow::widen(get_array(ip, 12)), crate::flow::widen(get_array(ip, 16)));
+            (src, dst, ip[9], total, L3 + 20, false, ip[6] & 0x40 != 0)
         }
         EtherType::IPV6 => {
             let ip = d.get(L3..L3 + 40)?;
@@ -72,7 +75,7 @@ pub(super) fn parse<F: Frame>(w: &Worker, t: &Table, f: &F) -> Option<Parsed> {
             if src == [0; 16] || src[0] == 0xff || src == LOOPBACK6 {
                 return None;
             }
-            (src, get_array(ip, 24), ip[6], total, L3 + 40, true)
+            (src, get_array(ip, 24), ip[6], total, L3 + 40, true, true)
         }
         _ => return None,
     };
@@ -96,7 +99,7 @@ pub(super) fn parse<F: Frame>(w: &Worker, t: &Table, f: &F) -> Option<Parsed> {
     };
     let key = FlowKey { src, dst, src_port, dst_port, proto, v6 };
     let (hash, slot) = w.conns.home(&key);
-    Some(Parsed { key, hash, slot, l4, total, flags })
+    Some(Parsed { key, hash, slot, l4, total, flags, dont_frag })
 }
 
 /// Forwards a parsed packet of an established connection whose packet changes no state; `None`
@@ -129,7 +132,7 @@ pub(super) fn established<F: Frame>(w: &mut Worker, t: &Table, f: &mut F, p: &Pa
         v6: p.key.v6,
         proto: p.key.proto,
         total: p.total,
-        dont_frag: p.key.v6 || f.data()[L3 + 6] & 0x40 != 0,
+        dont_frag: p.dont_frag,
         fragment: None,
     };
     if matches!(c.mode, Mode::Nat | Mode::Fnat) && !forward::l4_checksum_ok(f, &ip, w.verify_l4) {

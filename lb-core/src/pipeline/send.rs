@@ -103,10 +103,11 @@ pub(super) fn send_for_conn(
     if !decrement_ttl(f.data_mut(), l3, inner_v6) {
         return time_exceeded(w, t, f, l3, inner_v6, size.is_some(), now_ms);
     }
-    let d = f.data_mut();
-    let (dscp_ecn, df) = if inner_v6 { (0, true) } else { (d[l3 + 1], d[l3 + 6] & 0x40 != 0) };
-    rewrite(d);
+    rewrite(f.data_mut());
     if let (Some(tn), Some(o)) = (tunnel, outer) {
+        // The rewrites leave the inner header's TOS and DF bit as they were.
+        let d = f.data();
+        let (dscp_ecn, df) = if inner_v6 { (0, true) } else { (d[l3 + 1], d[l3 + 6] & 0x40 != 0) };
         let fields = OuterFields { ttl: 64, dscp_ecn, dont_frag: df, entropy: (entropy >> 32) as u32 };
         if !encapsulate(f, l3, inner_v6, &o, tn, &fields) {
             return Verdict::Drop(DropReason::NoRoom);
