@@ -73,27 +73,14 @@ pub(super) fn send_for_conn(
         // Direct routing only reaches backends on a connected segment.
         return Verdict::Drop(DropReason::NoRoute);
     }
-    // Only tunnels use the flow's hash (outer IPv4 id or flow label, GUE source port): nat, fnat
-    // and dr packets do not pay for it.
-    let (tunnel, entropy) = match (dir, c.mode) {
-        (Dir::Orig, Mode::Tun) => (Some(Tunnel::Ipip), fast_hash(&c.orig, 0)),
-        (Dir::Orig, Mode::Gre) => (Some(Tunnel::Gre { checksum: c.tunnel_csum }), fast_hash(&c.orig, 0)),
-        (Dir::Orig, Mode::Gue) => {
-            let entropy = fast_hash(&c.orig, 0);
-            let src_port = 0xc000 | (entropy & 0x3fff) as u16;
-            (Some(Tunnel::Gue { src_port, dst_port: c.tunnel_port, checksum: c.tunnel_csum }), entropy)
-        }
-        _ => (None, 0),
-    };
-    let outer = match tunnel {
-        Some(_) => match t.network.address_on(port, out_v6) {
-            Some(src) if out_v6 => Some(Endpoints::V6 { src, dst: target }),
-            Some(src) => Some(Endpoints::V4 { src: crate::flow::narrow(&src), dst: crate::flow::narrow(&target) }),
+    let tunnel = match (dir, c.mode) {
+        (Dir::Orig, Mode::Tun | Mode::Gre | Mode::Gue) => match outer_headers(t, c, port, &target, out_v6) {
+            Some(tunnel) => Some(tunnel),
             None => return Verdict::Drop(DropReason::NoSourceAddress),
         },
-        None => None,
+        _ => None,
     };
-    let overhead = tunnel.zip(outer.as_ref()).map_or(0, |(tn, o)| tunnel_overhead(tn, o));
+    let overhead = tunnel.as_ref().map_or(0, |(tn, o, _)| tunnel_overhead(*tn, o));
     let mtu = usize::from(t.network.ports.get(usize::from(port)).map_or(1500, |p| p.mtu));
     if let Some((total, dont_frag)) = size
         && total + overhead > mtu
@@ -104,7 +91,7 @@ pub(super) fn send_for_conn(
         return time_exceeded(w, t, f, l3, inner_v6, size.is_some(), now_ms);
     }
     rewrite(f.data_mut());
-    if let (Some(tn), Some(o)) = (tunnel, outer) {
+    if let Some((tn, o, entropy)) = tunnel {
         // The rewrites leave the inner header's TOS and DF bit as they were.
         let d = f.data();
         let (dscp_ecn, df) = if inner_v6 { (0, true) } else { (d[l3 + 1], d[l3 + 6] & 0x40 != 0) };
@@ -114,6 +101,30 @@ pub(super) fn send_for_conn(
         }
     }
     l2::send_via(w, t, f, port, &hop, out_v6, confirm, now_ms)
+}
+
+/// The tunnel toward a tun, gre or gue backend, its outer addresses (from the LB's address on
+/// `port`), and the flow's hash that the outer headers carry (outer IPv4 id or flow label, GUE
+/// source port); `None` when the port has no address of the family. Only tunnels pay for the
+/// hash.
+#[inline(never)]
+fn outer_headers(t: &Table, c: &Conn, port: u16, target: &[u8; 16], out_v6: bool) -> Option<(Tunnel, Endpoints, u64)> {
+    let entropy = fast_hash(&c.orig, 0);
+    let tunnel = match c.mode {
+        Mode::Gre => Tunnel::Gre { checksum: c.tunnel_csum },
+        Mode::Gue => {
+            let src_port = 0xc000 | (entropy & 0x3fff) as u16;
+            Tunnel::Gue { src_port, dst_port: c.tunnel_port, checksum: c.tunnel_csum }
+        }
+        _ => Tunnel::Ipip,
+    };
+    let src = t.network.address_on(port, out_v6)?;
+    let outer = if out_v6 {
+        Endpoints::V6 { src, dst: *target }
+    } else {
+        Endpoints::V4 { src: crate::flow::narrow(&src), dst: crate::flow::narrow(target) }
+    };
+    Some((tunnel, outer, entropy))
 }
 
 /// The TTL or hop limit ran out here: answer the sender with ICMP time exceeded from the LB's
