@@ -201,6 +201,25 @@ fn fix_ipv4_checksum(frame: &mut [u8]) {
     frame[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
 }
 
+/// For an IPv4 first fragment (MF set, offset 0, no options), the datagram's next fragment: 8
+/// bytes at offset 8, the last one.
+fn later_fragment(frame: &[u8]) -> Option<Vec<u8>> {
+    if frame.len() < 34
+        || frame[12..14] != [0x08, 0x00]
+        || frame[14] != 0x45
+        || frame[20] & 0x3f != 0x20
+        || frame[21] != 0
+    {
+        return None;
+    }
+    let mut later = frame[..34].to_vec();
+    later[16..18].copy_from_slice(&28u16.to_be_bytes());
+    later[20..22].copy_from_slice(&1u16.to_be_bytes());
+    later.extend_from_slice(&[0xab; 8]);
+    fix_ipv4_checksum(&mut later);
+    Some(later)
+}
+
 fn addr_at(frame: &[u8], at: usize, v6: bool) -> [u8; 16] {
     let mut a = [0u8; 16];
     let n = if v6 { 16 } else { 4 };
@@ -294,11 +313,17 @@ fn fast_path_matches_the_full_pipeline() {
                 if r.chance(50) {
                     fix_ipv4_checksum(&mut frame);
                 }
+                // A first fragment is followed by a later one, which only the fragment table
+                // (what the first one left there) can place.
+                let later = later_fragment(&frame);
                 inputs.push((frame, port, k, reply));
+                if let Some(later) = later {
+                    inputs.push((later, port, k, true));
+                }
             }
             let mut fa: Vec<VecFrame> = inputs.iter().map(|(fr, p, _, _)| VecFrame::new(fr, *p)).collect();
             let mut fb = fa.clone();
-            let (mut va, mut vb) = (vec![Verdict::Consumed; n], vec![Verdict::Consumed; n]);
+            let (mut va, mut vb) = (vec![Verdict::Consumed; inputs.len()], vec![Verdict::Consumed; inputs.len()]);
             process_burst(&mut a.worker, &a.table, &mut fa, &mut va, a.now_ms);
             process_burst(&mut b.worker, &b.table, &mut fb, &mut vb, b.now_ms);
             let ctx = format!("seed {seed} step {step}");
