@@ -60,14 +60,7 @@ pub fn translate(pkt: &mut [u8], l: &Layout, src: Option<(&[u8; 16], u16)>, dst:
         pkt[at..at + 2].copy_from_slice(&c.to_be_bytes());
     }
     if let Some(at) = ck_at {
-        let old = u16::from_be_bytes([pkt[at], pkt[at + 1]]);
-        // A UDP/IPv4 checksum of zero means "none" and stays zero.
-        let c = if l.proto == ip_proto::UDP && !l.v6 && old == 0 {
-            0
-        } else {
-            let c = checksum::apply_delta(old, addr_delta + port_delta);
-            if l.proto == ip_proto::UDP { checksum::udp_nonzero(c) } else { c }
-        };
+        let c = patched_l4_checksum(l, u16::from_be_bytes([pkt[at], pkt[at + 1]]), addr_delta + port_delta);
         pkt[at..at + 2].copy_from_slice(&c.to_be_bytes());
     }
 }
@@ -102,16 +95,19 @@ fn translate_v4_transport(
     let addr_delta = src_addr + dst_addr;
     let c = checksum::apply_delta(u16::from_be_bytes([ip[10], ip[11]]), addr_delta);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let old = u16::from_be_bytes(*ck);
-    // A UDP/IPv4 checksum of zero means "none" and stays zero.
-    let c = if l.proto == ip_proto::UDP && old == 0 {
-        0
-    } else {
-        let c = checksum::apply_delta(old, addr_delta + src_port + dst_port);
-        if l.proto == ip_proto::UDP { checksum::udp_nonzero(c) } else { c }
-    };
-    *ck = c.to_be_bytes();
+    *ck = patched_l4_checksum(l, u16::from_be_bytes(*ck), addr_delta + src_port + dst_port).to_be_bytes();
     true
+}
+
+/// A TCP/UDP checksum `old` after the RFC 1624 difference `delta`: a UDP/IPv4 checksum of zero
+/// means "none" and stays zero, and UDP never sends a computed zero.
+#[inline(always)]
+fn patched_l4_checksum(l: &Layout, old: u16, delta: u64) -> u16 {
+    if l.proto == ip_proto::UDP && !l.v6 && old == 0 {
+        return 0;
+    }
+    let c = checksum::apply_delta(old, delta);
+    if l.proto == ip_proto::UDP { checksum::udp_nonzero(c) } else { c }
 }
 
 /// `replace_endpoint` on fixed-size views of an IPv4 header and a transport header's ports.
