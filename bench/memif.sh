@@ -108,9 +108,12 @@ EOF
     exit 1
 }
 
-wait_for_server() {
-    for _ in $(seq 300); do [ -S "$SOCK" ] && return 0; sleep 0.1; done
-    echo "no memif server at $SOCK" >&2
+# A memif server's socket exists from its EAL init, but it refuses clients until its port has
+# started, and a refused DPDK 22.11 client never retries: wait for the line that says started.
+wait_for_server() { # OUTPUT-FILE PATTERN
+    for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+    echo "the memif server did not start its port ($1):" >&2
+    cat "$1" >&2
     exit 1
 }
 
@@ -139,12 +142,12 @@ echo "|---|---|---|---|---|---|---|---|---|"
 lbd_run() {
     local name=$1 cap=$2
     shift 2
-    rm -f "$SOCK"
+    rm -f "$SOCK" "$WORK/gen.out"
     "$LBGEN" --device "$SERVER_DEV,mac=$GEN_MAC" --file-prefix "${ID}gen" --core 0 --dst-mac "$LBD_MAC" \
         --seconds "$RUN_SECONDS" "$@" > "$WORK/gen.out" 2> "$WORK/gen.err" &
     local gen=$!
     pids+=("$gen")
-    wait_for_server
+    wait_for_server "$WORK/gen.out" "^lbgen: .* started"
     start_lbd "$cap"
     wait "$gen" || { cat "$WORK/gen.err" >&2; exit 1; }
     local after line
@@ -181,7 +184,7 @@ testpmd() { # DEV CORE PREFIX SECONDS ARGS...
 
 # testpmd flowgen (4 flows to 4 VIPs) on core 0 for SECONDS, printing its rates every second.
 flowgen() { # DEV PREFIX SECONDS
-    timeout -s INT "$3" dpdk-testpmd -l 0,1 --main-lcore 1 "${HUGE_ARGS[@]}" --file-prefix "$2" --vdev "$1" -- \
+    timeout -s INT "$3" stdbuf -oL dpdk-testpmd -l 0,1 --main-lcore 1 "${HUGE_ARGS[@]}" --file-prefix "$2" --vdev "$1" -- \
         --auto-start --stats-period=1 --total-num-mbufs=16384 --forward-mode=flowgen --flowgen-flows=4 --txpkts=64 2>&1
 }
 
@@ -190,20 +193,20 @@ median_pps() { # FIELD (Tx-pps or Rx-pps) < testpmd output -> median of the non-
 }
 
 # Reference 1: testpmd flowgen -> testpmd macswap.
-rm -f "$SOCK"
+rm -f "$SOCK" "$WORK/fg.out"
 flowgen "$SERVER_DEV" "${ID}fg" $((RUN_SECONDS + 3)) > "$WORK/fg.out" &
 pids+=($!)
-wait_for_server
+wait_for_server "$WORK/fg.out" "^Port 0: "
 testpmd "$CLIENT_DEV" 1 "${ID}ref" $((RUN_SECONDS + 4)) --forward-mode=macswap > /dev/null || true
 wait "${pids[-1]}" 2>/dev/null || true
 echo "| reference: macswap | testpmd flowgen | $(median_pps Tx-pps < "$WORK/fg.out") | $(median_pps Rx-pps < "$WORK/fg.out") | - | 100% | - | - | - |"
 
 # Reference 2: lbgen -> testpmd macswap (the generator's own ceiling).
-rm -f "$SOCK"
+rm -f "$SOCK" "$WORK/gen.out"
 "$LBGEN" --device "$SERVER_DEV,mac=$GEN_MAC" --file-prefix "${ID}gen" --core 0 --seconds "$RUN_SECONDS" --flows 1000 \
     > "$WORK/gen.out" 2> "$WORK/gen.err" &
 pids+=($!)
-wait_for_server
+wait_for_server "$WORK/gen.out" "^lbgen: .* started"
 testpmd "$CLIENT_DEV,mac=$LBD_MAC" 1 "${ID}ref" $((RUN_SECONDS + 4)) --forward-mode=macswap > /dev/null || true
 wait "${pids[-1]}" 2>/dev/null || true
 line=$(tail -1 "$WORK/gen.out")
@@ -219,11 +222,11 @@ if [ "${LB_BENCH_ONLY:-}" = fnat-1m ]; then
 fi
 
 # lbd with testpmd flowgen as the generator (cycles per packet from lbd's counters).
-rm -f "$SOCK"
+rm -f "$SOCK" "$WORK/fg.out"
 flowgen "$SERVER_DEV" "${ID}fg" $((RUN_SECONDS + 3)) > "$WORK/fg.out" &
 fg=$!
 pids+=("$fg")
-wait_for_server
+wait_for_server "$WORK/fg.out" "^Port 0: "
 start_lbd 65536
 wait "$fg" || true
 after=$(counters)

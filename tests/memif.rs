@@ -25,7 +25,7 @@ use common::{free_port, metric, workspace_bin};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -58,18 +58,57 @@ impl Work {
         Work { dir, metrics: free_port(), test }
     }
 
-    /// Waits until the memif server (`who`) listens on the test's socket.
-    fn wait_for_server(&self, who: &str) {
+    /// The memif device string for one side (both sides name the same socket).
+    fn memif(&self, role: &str) -> String {
+        format!("net_memif0,role={role},socket={},socket-abstract=no,id=0", self.dir.join("memif.sock").display())
+    }
+}
+
+/// A generator's stdout, read by a thread as it comes: the test waits for the line that says
+/// its memif port started, and still has the whole output at the end.
+///
+/// The socket file is not that signal. A DPDK 22.11 memif server creates it during EAL init,
+/// but refuses clients ("ID not found") until its port has started, and a refused client never
+/// tries again: lbd would run with its link down for good.
+struct Output {
+    text: Arc<Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Output {
+    fn read(mut from: impl Read + Send + 'static) -> Output {
+        let text = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&text);
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = from.read(&mut buf) {
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Output { text, reader }
+    }
+
+    /// Waits until a line of the output of `child` starts with `prefix`.
+    fn wait_for_line(&self, child: &mut Child, prefix: &str) {
         let start = Instant::now();
-        while !self.dir.join("memif.sock").exists() {
-            assert!(start.elapsed() < Duration::from_secs(30), "{who} did not create its memif socket");
+        loop {
+            let text = self.text.lock().unwrap().clone();
+            if text.lines().any(|l| l.starts_with(prefix)) {
+                return;
+            }
+            let exited = child.try_wait().ok().flatten();
+            assert!(
+                exited.is_none() && start.elapsed() < Duration::from_secs(30),
+                "the generator did not start its memif port (exit: {exited:?}):\n{text}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
-    /// The memif device string for one side (both sides name the same socket).
-    fn memif(&self, role: &str) -> String {
-        format!("net_memif0,role={role},socket={},socket-abstract=no,id=0", self.dir.join("memif.sock").display())
+    /// All of the output, once the process has closed it.
+    fn finish(self) -> String {
+        self.reader.join().unwrap();
+        Arc::try_unwrap(self.text).unwrap().into_inner().unwrap()
     }
 }
 
@@ -205,8 +244,9 @@ fn memif_testpmd_flowgen_everything_sent_is_forwarded() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start dpdk-testpmd (package dpdk)");
-    // testpmd's memif server must listen before lbd, its client, starts.
-    work.wait_for_server("testpmd");
+    let output = Output::read(tp.stdout.take().unwrap());
+    // testpmd's memif server must have started its port before lbd, its client, connects.
+    output.wait_for_line(&mut tp, "Port 0: ");
     let start = Instant::now();
     let lbd = Lbd::start(&work);
     let mut stdin = tp.stdin.take().unwrap();
@@ -230,10 +270,10 @@ fn memif_testpmd_flowgen_everything_sent_is_forwarded() {
         lbd.get("lbd_tx_refused_total").unwrap(),
     );
     writeln!(stdin, "quit").unwrap();
-    let out = tp.wait_with_output().unwrap();
+    tp.wait().unwrap();
     // testpmd leaves its EAL runtime directory behind; lbd removes its own.
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
-    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let out = output.finish();
     let (gen_rx, gen_tx) = testpmd_port_stats(&out);
     let conns = lbd.get("lbd_conns_created_total").unwrap();
     let summary = lbd.stop();
@@ -249,9 +289,9 @@ fn memif_testpmd_flowgen_everything_sent_is_forwarded() {
 }
 
 /// Starts lbgen as the memif server; its output comes with `finish_lbgen`.
-fn spawn_lbgen(bin: &Path, work: &Work, extra: &[&str]) -> Child {
+fn spawn_lbgen(bin: &Path, work: &Work, extra: &[&str]) -> (Child, Output) {
     let _ = std::fs::remove_file(work.dir.join("memif.sock"));
-    let child = Command::new(bin)
+    let mut child = Command::new(bin)
         .args(["--device", &format!("{},mac={GEN_MAC}", work.memif("server"))])
         .args(["--file-prefix", &format!("lbmemifgen{}", std::process::id()), "--core", "0", "--dst-mac", LBD_MAC])
         .args(["--vip", "10.253.0.0,10.253.0.1,10.253.0.2,10.253.0.3", "--flows", "10000"])
@@ -261,13 +301,14 @@ fn spawn_lbgen(bin: &Path, work: &Work, extra: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run lbgen");
-    work.wait_for_server("lbgen");
-    child
+    let output = Output::read(child.stdout.take().unwrap());
+    output.wait_for_line(&mut child, "lbgen: ");
+    (child, output)
 }
 
-fn finish_lbgen(child: Child) -> std::collections::HashMap<String, f64> {
+fn finish_lbgen((child, output): (Child, Output)) -> std::collections::HashMap<String, f64> {
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stdout = output.finish();
     assert!(out.status.success(), "lbgen failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
     let line = stdout.lines().last().unwrap_or_default();
     eprintln!("{line}");

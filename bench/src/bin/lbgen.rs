@@ -235,6 +235,9 @@ fn run(a: &Args) -> Result<(), String> {
     let pool = ffi::pktmbuf_pool_create("lbgen", 16383, 256, 2048 + 128).map_err(|e| e.to_string())?;
     let port = Port::open(&a.device, &PortConfig { queues: 1, descriptors: 1024, mtu: 1500, promiscuous: true }, &pool)
         .map_err(|e| e.to_string())?;
+    // A memif server's socket exists from EAL init, but it refuses its client until the port
+    // has started (and a refused DPDK 22.11 client never retries): the peer waits for this line.
+    println!("lbgen: {} started", port.name);
     let tpl = template(a, MacAddr(port.mac), dst_mac, layout);
     let mut slots = Vec::with_capacity(SLOTS);
     for _ in 0..SLOTS {
