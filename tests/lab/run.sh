@@ -16,7 +16,19 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lab.sh"
 scenario=${1:?usage: run.sh SCENARIO}
 
-fail() { echo "FAIL [$scenario]: $*" >&2; echo "--- lbd log" >&2; cat "$LAB_DIR/lbd.log" >&2 || true; exit 1; }
+fail() {
+    echo "FAIL [$scenario]: $*" >&2
+    # A live lbd's counters (drops by reason), neighbours and connections say where packets died.
+    if [ -S "$LAB_DIR/lbd.sock" ]; then
+        for verb in stats neigh conns; do
+            echo "--- lbctl $verb" >&2
+            timeout 5 "$LBCTL" -S "$LAB_DIR/lbd.sock" "$verb" >&2 2>&1 || true
+        done
+    fi
+    echo "--- lbd log" >&2
+    cat "$LAB_DIR/lbd.log" >&2 || true
+    exit 1
+}
 check() { echo "ok [$scenario]: $*"; }
 
 # Counts each line of stdin; prints "name count" sorted by name.
