@@ -108,6 +108,7 @@ fn valid_tcp_flags(flags: u8) -> bool {
 /// True when the TCP/UDP checksum holds, or cannot be checked here (a fragment: the checksum
 /// covers the whole datagram), or the port checked it, or verification is off. A UDP/IPv4
 /// checksum of zero means none was computed; in UDP/IPv6 it is invalid (RFC 8200 8.1).
+#[inline(always)]
 pub(super) fn l4_checksum_ok(f: &impl Frame, ip: &Ip, verify: bool) -> bool {
     if ip.fragment.is_some() {
         return true;
@@ -280,7 +281,7 @@ fn established(
 /// The end of `established` (and of the fast path): refreshes connection `id`'s timer, tells
 /// the peers, counts the packet, and delivers it. `c` is the connection after any state change.
 #[allow(clippy::too_many_arguments)]
-#[inline]
+#[inline(always)]
 pub(super) fn deliver_tracked(
     w: &mut Worker,
     t: &Table,
@@ -304,7 +305,7 @@ pub(super) fn deliver_tracked(
 /// Records forward progress on `e` from this packet (a TCP acknowledgement that moved forward
 /// shows the neighbour it came from got what the LB sent it), and returns whether the
 /// neighbour this packet goes to saw progress since the LB last sent toward it.
-#[inline]
+#[inline(always)]
 pub(super) fn progress(e: &mut Conn, d: &[u8], ip: &Ip, lay: &Layout, dir: Dir, flags: u8) -> bool {
     let toward = if dir == Dir::Orig { PROGRESS_BACKEND } else { PROGRESS_CLIENT };
     let confirm = e.progress & toward != 0;

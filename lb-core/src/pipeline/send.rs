@@ -48,7 +48,9 @@ pub(super) fn deliver(
 /// Sends a packet of connection `c` travelling `dir`: route, MTU check (when `size` gives the
 /// IP length and DF bit), TTL, `rewrite`, tunnel for tun/gue toward the backend, then L2.
 /// Shared by forwarded packets and relayed ICMP errors.
+// Always inlined: a call passing eleven arguments spilled them on every packet.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub(super) fn send_for_conn(
     w: &mut Worker,
     t: &Table,
