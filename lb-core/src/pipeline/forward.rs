@@ -381,13 +381,10 @@ pub(super) fn syn_failed(counters: &mut super::Counters, c: &Conn) {
     }
 }
 
+#[inline]
 fn count(w: &mut Worker, c: &Conn, dir: Dir, bytes: usize) {
     let bytes = bytes as u64;
-    for s in [w.counters.services.get_mut(c.service_id as usize)]
-        .into_iter()
-        .flatten()
-        .chain(w.counters.backends.get_mut(c.backend_id as usize))
-    {
+    let add = |s: &mut super::counters::ServiceCounters| {
         if dir == Dir::Orig {
             s.in_packets += 1;
             s.in_bytes += bytes;
@@ -395,6 +392,12 @@ fn count(w: &mut Worker, c: &Conn, dir: Dir, bytes: usize) {
             s.out_packets += 1;
             s.out_bytes += bytes;
         }
+    };
+    if let Some(s) = w.counters.services.get_mut(c.service_id as usize) {
+        add(s);
+    }
+    if let Some(s) = w.counters.backends.get_mut(c.backend_id as usize) {
+        add(s);
     }
 }
 
