@@ -418,6 +418,8 @@ fn warm(w: &Worker, parsed: &[Option<fast::Parsed>]) {
 
 const EMPTY_ENTRY: u32 = u32::MAX;
 
+// Kept out of line: inlined, the full pipeline crowded the fast path's registers in the loop.
+#[inline(never)]
 fn process_one<F: Frame>(w: &mut Worker, t: &Table, f: &mut F, now_ms: u64) -> Verdict {
     let in_port = f.in_port();
     let Some(port) = t.network.ports.get(usize::from(in_port)) else {
