@@ -136,9 +136,11 @@ pub(super) fn l4_checksum_ok(f: &impl Frame, ip: &Ip, verify: bool) -> bool {
         )
     };
     // A segment of up to 32 bytes (a TCP ACK, with or without timestamps) is summed without a
-    // loop.
-    let seg_sum = checksum::sum_short(d, ip.l4, ip.l3 + ip.total).map_or_else(|| checksum::sum(0, seg), u32::from);
-    !checksum::fold(pseudo + seg_sum) == 0
+    // loop; longer ones as every other checksum is.
+    match checksum::sum_short(d, ip.l4, ip.l3 + ip.total) {
+        Some(seg_sum) => !checksum::fold(pseudo + u32::from(seg_sum)) == 0,
+        None => checksum::finish(pseudo, seg) == 0,
+    }
 }
 
 /// Whether packets of `mode` have their transport header rewritten (and so their checksum
