@@ -28,6 +28,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// Large blocks (the connection tables) in transparent huge pages: see `hugealloc`.
+#[global_allocator]
+static ALLOC: lb_dpdk::hugealloc::HugePageAlloc = lb_dpdk::hugealloc::HugePageAlloc;
+
 const USAGE: &str = "usage: lbd --config FILE [--check] [--takeover SOCKET]\n       lbd --version";
 
 fn main() -> ExitCode {

@@ -2,7 +2,8 @@
 //! and for new flows (SYN), at 1k and 1M concurrent flows, with parse + MAC swap over the same
 //! packets as the same-run reference. One iteration is one burst of 32; only the processing of
 //! the burst is timed (refilling the frames from templates is not), for the reference too.
-//! Run: `cargo bench -p lb-bench --bench pipeline`.
+//! Run: `cargo bench -p lb-bench --bench pipeline`. The connection tables are allocated as lbd
+//! allocates them, through its global allocator (huge pages for large blocks).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use lb_bench::{
@@ -14,6 +15,9 @@ use lb_core::wire::{EthernetFrame, Ipv4Packet, TcpPacket, checksum, tcp::flags};
 use lb_core::{Worker, process_burst};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+
+#[global_allocator]
+static ALLOC: lb_dpdk::hugealloc::HugePageAlloc = lb_dpdk::hugealloc::HugePageAlloc;
 
 const BURST: usize = 32;
 const FLOW_COUNTS: [u32; 2] = [1_000, 1_000_000];

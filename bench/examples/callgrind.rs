@@ -13,6 +13,10 @@ use lb_core::pipeline::{VecFrame, Verdict};
 use lb_core::process_burst;
 use lb_core::wire::tcp::flags;
 
+// The connection tables in huge pages, as lbd and the pipeline bench allocate them.
+#[global_allocator]
+static ALLOC: lb_dpdk::hugealloc::HugePageAlloc = lb_dpdk::hugealloc::HugePageAlloc;
+
 const BURST: usize = 32;
 
 fn main() {

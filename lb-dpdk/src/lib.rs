@@ -1,7 +1,8 @@
 //! lb-dpdk: the load balancer on real DPDK ports.
 //!
-//! `sys` is bindgen's output; `ffi` (one safe function per DPDK call) and `mbuf` (owning packet
-//! buffers and burst arrays) are the only modules with `unsafe`, each block with its
+//! `sys` is bindgen's output; `ffi` (one safe function per DPDK call), `mbuf` (owning packet
+//! buffers and burst arrays) and `hugealloc` (the global allocator that asks for huge pages) are
+//! the only modules with `unsafe`, each block with its
 //! `// SAFETY:` reason. On top: `eal` (initialise once, from an argument builder), `port`
 //! (queues, MTU, MAC, RSS), `worker` (the pinned poll loop around lb-core's `process_burst`)
 //! and `runtime` (threads, table publication, stop).
@@ -9,6 +10,8 @@
 
 #[allow(unsafe_code)]
 pub mod ffi;
+#[allow(unsafe_code)]
+pub mod hugealloc;
 #[allow(unsafe_code)]
 pub mod mbuf;
 #[allow(unsafe_code)]

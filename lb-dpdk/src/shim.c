@@ -1,11 +1,16 @@
 /* Out-of-line wrappers for DPDK's static inline hot-path functions and thread-local errno,
  * which bindgen cannot call. Each is a one-line forward; the compiler inlines DPDK's body here.
- * lb_packet_ring_drops reads a kernel counter DPDK 22.11 leaves unread. */
+ * lb_packet_ring_drops reads a kernel counter DPDK 22.11 leaves unread; lb_map_huge, lb_remap and
+ * lb_unmap are the global allocator's mappings. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* mremap */
+#endif
 #include <dirent.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <rte_branch_prediction.h>
 #include <rte_cycles.h>
@@ -82,4 +87,23 @@ int64_t lb_packet_ring_drops(const char *iface) {
     }
     closedir(dir);
     return drops;
+}
+
+/* The global allocator's large blocks: anonymous mappings of whole 2 MiB units, advised for
+ * transparent huge pages before anything touches them. NULL when the mapping fails; the advice
+ * is only a hint (refused when THP is off). */
+void *lb_map_huge(size_t len) {
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    madvise(p, len, MADV_HUGEPAGE);
+    return p;
+}
+
+void lb_unmap(void *p, size_t len) { munmap(p, len); }
+
+/* Grows or shrinks a mapping of lb_map_huge, moving it if need be (the advice moves with it). */
+void *lb_remap(void *p, size_t old_len, size_t new_len) {
+    void *q = mremap(p, old_len, new_len, MREMAP_MAYMOVE);
+    return q == MAP_FAILED ? NULL : q;
 }
