@@ -237,13 +237,14 @@ impl ConnTable {
         EMPTY
     }
 
-    /// Loads the cache lines of the entry a slot refers to: an entry is two lines, and
-    /// these fields lie less than a line apart from its first field to its last (the test
-    /// `touch_entry_reaches_every_line` checks that against the compiler's field order).
+    /// Loads the two cache lines of the entry a slot refers to, one byte from each (the test
+    /// `touch_entry_reaches_every_line` checks the compiler's field order puts them on
+    /// different lines). Two loads and nothing else: the shorter the warm-up loop, the more of
+    /// a group's misses the core has in flight at once.
     #[inline]
     pub fn touch_entry(&self, entry: u32) {
         if let Some(c) = self.entries.get((entry >> 1) as usize) {
-            std::hint::black_box((c.expires_ms, c.orig.src[8], c.reply.dst[15], c.live));
+            std::hint::black_box(c.orig.src[8] ^ c.reply.dst[15]);
         }
     }
 
@@ -572,39 +573,10 @@ mod size {
         // Two whole cache lines per entry: a field more makes it three, a cost per packet at 1M
         // flows (bench/RESULTS.md).
         assert_eq!((size_of::<Conn>(), align_of::<Conn>()), (128, 64));
-        // The bytes touch_entry reads, and the span of bytes holding fields (padding aside).
-        let mut touched = [
-            offset_of!(Conn, expires_ms),
-            offset_of!(Conn, orig) + 8,
-            offset_of!(Conn, reply) + 16 + 15,
-            offset_of!(Conn, live),
-        ];
-        touched.sort_unstable();
-        let fields = [
-            (offset_of!(Conn, orig), size_of::<crate::flow::FlowKey>()),
-            (offset_of!(Conn, reply), size_of::<crate::flow::FlowKey>()),
-            (offset_of!(Conn, backend_id), 4),
-            (offset_of!(Conn, service_id), 4),
-            (offset_of!(Conn, mode), 1),
-            (offset_of!(Conn, state), 1),
-            (offset_of!(Conn, reply_indexed), 1),
-            (offset_of!(Conn, live), 1),
-            (offset_of!(Conn, tunnel_port), 2),
-            (offset_of!(Conn, tunnel_csum), 1),
-            (offset_of!(Conn, expires_ms), 8),
-            (offset_of!(Conn, acked), 8),
-            (offset_of!(Conn, progress), 1),
-            (offset_of!(Conn, synproxy), 1),
-            (offset_of!(Conn, seq_delta), 4),
-            (offset_of!(Conn, client_isn), 4),
-            (offset_of!(Conn, syn_sent_ms), 4),
-            (offset_of!(Conn, synced_ms), 4),
-        ];
-        let first = fields.iter().map(|f| f.0).min().unwrap();
-        let last = fields.iter().map(|f| f.0 + f.1 - 1).max().unwrap();
-        // Wherever the entry starts, a line holding a field holds a touched byte too.
-        assert!(touched[0] - first < 64 && last - touched[3] < 64, "{touched:?} over {first}..={last}");
-        assert!(touched.windows(2).all(|w| w[1] - w[0] < 64), "{touched:?}");
+        // The bytes touch_entry reads: one on each line (entries start on a line).
+        let touched = [offset_of!(Conn, orig) + 8, offset_of!(Conn, reply) + 16 + 15];
+        let lines = touched.map(|b| b / 64);
+        assert!(lines.contains(&0) && lines.contains(&1), "touched bytes {touched:?}");
     }
 
     #[test]
