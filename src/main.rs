@@ -12,6 +12,7 @@ mod sync;
 mod takeover;
 
 use config::Config;
+use lb_core::ConnTable;
 use lb_core::WorkerConfig;
 use lb_core::net::Network;
 use lb_core::pipeline::DropReason;
@@ -168,7 +169,15 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
         }
         ports.push(port);
     }
-    // The state of the lbd taken over: from here until our workers run, nothing forwards.
+    // The state of the lbd taken over: from here until our workers run, nothing forwards. The
+    // connection tables are allocated first, while the old lbd still forwards: at millions of
+    // connections, faulting them in takes from tens of milliseconds to seconds.
+    let conn_tables: Vec<ConnTable> = match takeover {
+        Some(_) => {
+            (0..workers.max(1)).map(|_| ConnTable::new(cfg.conntrack.capacity, cfg.conntrack.embryonic_limit)).collect()
+        }
+        None => Vec::new(),
+    };
     let handed = takeover.map(takeover::receive).transpose()?;
     if handed.is_some() {
         for name in cfg.network.interfaces.iter().filter_map(|i| i.exception_name()) {
@@ -210,8 +219,13 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
     };
     let cores: Vec<Option<usize>> = cfg.workers.cores.iter().map(|c| Some(*c)).collect();
     // After a takeover the workers start paused: the connections and neighbours go in first.
-    let options =
-        RuntimeOptions { exception, poll: cfg.workers.poll_mode(), paused: handed.is_some(), sync: cfg.sync.enabled() };
+    let options = RuntimeOptions {
+        exception,
+        poll: cfg.workers.poll_mode(),
+        paused: handed.is_some(),
+        sync: cfg.sync.enabled(),
+        conn_tables,
+    };
     let mut rt = Runtime::start(&ports, &cores, &wcfg, table, &pool, options)?;
     if let Some((h, stopped)) = &handed {
         let installed = takeover::install(&rt, h, *stopped);

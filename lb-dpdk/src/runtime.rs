@@ -11,6 +11,7 @@ use crate::port::Port;
 use crate::worker::{Control, LoopCounters, PollMode, WorkerCtx, WorkerStats};
 use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
+use lb_core::ConnTable;
 use lb_core::lport::Steering;
 use lb_core::pipeline::Counters;
 use lb_core::service::Table;
@@ -105,6 +106,9 @@ pub struct Options {
     pub paused: bool,
     /// Workers emit connection sync events and apply the peers' (`Runtime::sync_rings`).
     pub sync: bool,
+    /// Connection tables allocated before the start, one per worker in order (a takeover
+    /// makes them before the handoff); a worker without one allocates its own.
+    pub conn_tables: Vec<ConnTable>,
 }
 
 /// The exception path a runtime starts: the TAP port of each lbd port, by port number.
@@ -124,7 +128,8 @@ impl Runtime {
         pool: &Arc<MempoolRef>,
         options: Options,
     ) -> Result<Runtime, String> {
-        let Options { exception, poll, paused, sync } = options;
+        let Options { exception, poll, paused, sync, conn_tables } = options;
+        let mut conn_tables = conn_tables.into_iter();
         let workers = cores.len().max(1);
         let stop = Arc::new(AtomicBool::new(false));
         let go = Arc::new(AtomicBool::new(!paused));
@@ -187,7 +192,10 @@ impl Runtime {
                     steering: steering.clone(),
                 });
             }
-            let mut worker = Worker::new(cfg, Arc::clone(&neigh), steering);
+            let mut worker = match conn_tables.next() {
+                Some(conns) => Worker::with_conns(cfg, Arc::clone(&neigh), steering, conns),
+                None => Worker::new(cfg, Arc::clone(&neigh), steering),
+            };
             worker.set_sync(sync);
             let seen = Arc::new(AtomicU64::new(0));
             let stats = Arc::new(Mutex::new(WorkerStats {

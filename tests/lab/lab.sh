@@ -172,7 +172,7 @@ lab_start_lbd() {
     {
         echo "[eal]"; echo "file_prefix = \"lblab$LAB_ID\""; echo "no_huge = true"; echo "memory_mb = 512"
         echo "[workers]"; echo "cores = [1]"; echo "mbufs = ${LAB_MBUFS:-8191}"; echo "descriptors = ${LAB_DESCRIPTORS:-1024}"; echo "poll = \"${LAB_POLL:-busy}\""
-        echo "[conntrack]"; echo "capacity = 65536"; echo "embryonic_limit = ${LAB_EMBRYONIC:-32768}"
+        echo "[conntrack]"; echo "capacity = ${LAB_CAPACITY:-65536}"; echo "embryonic_limit = ${LAB_EMBRYONIC:-32768}"
         echo "[control]"; echo "metrics = \"$LAB_METRICS\""; echo "socket = \"$LAB_DIR/lbd.sock\""
         # LAB_EXCEPTION=1: every port gets its kernel interface (the exception path).
         local exc=""

@@ -144,8 +144,14 @@ impl Worker {
     /// A worker with its tables allocated up front. `neigh` is shared by all workers;
     /// `steering` says which full-NAT local ports bring replies back to this worker.
     pub fn new(cfg: &WorkerConfig, neigh: Arc<NeighTable>, steering: Steering) -> Self {
+        Self::with_conns(cfg, neigh, steering, ConnTable::new(cfg.conn_capacity, cfg.embryonic_limit))
+    }
+
+    /// `new` with a connection table allocated beforehand: a takeover allocates its tables,
+    /// the largest allocation of a start, before the old lbd stops forwarding.
+    pub fn with_conns(cfg: &WorkerConfig, neigh: Arc<NeighTable>, steering: Steering, conns: ConnTable) -> Self {
         Worker {
-            conns: ConnTable::new(cfg.conn_capacity, cfg.embryonic_limit),
+            conns,
             counters: Counters::new(cfg.max_services, cfg.max_backends),
             cursors: vec![Cursor::default(); cfg.max_services],
             load: vec![Load::default(); cfg.max_backends],
