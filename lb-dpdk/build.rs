@@ -77,7 +77,7 @@ fn main() {
              char *lb_pktmbuf_adj(struct rte_mbuf *, uint16_t);\n\
              uint64_t lb_rdtsc(void);\nuint64_t lb_tsc_hz(void);\nint lb_errno(void);\nvoid lb_prefetch0(const void *);\n\
              uint16_t lb_mbuf_refcnt_read(const struct rte_mbuf *);\nvoid lb_mbuf_refcnt_update(struct rte_mbuf *, int16_t);\n\
-             int64_t lb_packet_ring_drops(const char *);\nvoid *lb_map_huge(size_t);\nvoid lb_unmap(void *, size_t);\n\
+             int64_t lb_packet_ring_drops(const char *);\nvoid *lb_map_huge(size_t, int);\nvoid lb_unmap(void *, size_t);\n\
              void *lb_remap(void *, size_t, size_t);\n",
         )
         .clang_args(flags.iter().copied())

@@ -119,11 +119,13 @@ pub struct ConntrackConfig {
     pub capacity: usize,
     /// Most embryonic (SYN seen, no ACK) connections per worker.
     pub embryonic_limit: usize,
+    /// Ask the kernel for transparent huge pages for the tables (lb-dpdk's `hugealloc`).
+    pub huge_pages: bool,
 }
 
 impl Default for ConntrackConfig {
     fn default() -> Self {
-        ConntrackConfig { capacity: 1 << 20, embryonic_limit: 1 << 19 }
+        ConntrackConfig { capacity: 1 << 20, embryonic_limit: 1 << 19, huge_pages: true }
     }
 }
 

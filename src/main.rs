@@ -103,6 +103,7 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
         Some(_) => format!("{}-{}", cfg.eal.file_prefix, std::process::id()),
         None => cfg.eal.file_prefix.clone(),
     };
+    lb_dpdk::hugealloc::set_huge_pages(cfg.conntrack.huge_pages);
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| format!("cannot handle signal {sig}: {e}"))?;

@@ -7,13 +7,15 @@
 //! nearly every such read also misses the TLB and walks the page table. DPDK keeps its own
 //! memory in huge pages for the same reason. With THP in `madvise` mode (Debian's default) the
 //! advice is what makes the kernel back these tables with 2 MiB pages; with THP `never` it is
-//! refused, and the blocks are plain mappings. They are mapped here, not advised after
+//! refused, and the blocks are plain mappings; `set_huge_pages(false)` (lbd's
+//! `conntrack.huge_pages = false`) leaves the advice out. They are mapped here, not advised after
 //! `malloc`: glibc serves blocks below its (rising) mmap threshold from its heap, whose pages
 //! are already touched, and advice does not change pages already there. glibc's
 //! `glibc.malloc.hugetlb=1` tunable does the same for the blocks it maps.
 
 use crate::sys;
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Blocks this large are mapped, in whole units of this size (a huge page).
 const HUGE: usize = 2 << 20;
@@ -22,6 +24,16 @@ const PAGE: usize = 4096;
 
 /// `#[global_allocator] static ALLOC: HugePageAlloc = HugePageAlloc;`
 pub struct HugePageAlloc;
+
+/// Whether blocks mapped from now on are advised for huge pages.
+static HUGE_PAGES: AtomicBool = AtomicBool::new(true);
+
+/// Turns the huge-page advice of later blocks on or off (lbd's `conntrack.huge_pages`). Off,
+/// large blocks are still mapped here, on small pages: where the kernel or hypervisor is slow
+/// to fault huge pages in, a start or restart with big tables takes seconds (bench/RESULTS.md).
+pub fn set_huge_pages(on: bool) {
+    HUGE_PAGES.store(on, Ordering::Relaxed);
+}
 
 fn is_mapped(size: usize, align: usize) -> bool {
     size >= HUGE && align <= PAGE
@@ -41,8 +53,9 @@ fn mapped_len(size: usize) -> usize {
 unsafe impl GlobalAlloc for HugePageAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if is_mapped(layout.size(), layout.align()) {
+            let huge = i32::from(HUGE_PAGES.load(Ordering::Relaxed));
             // SAFETY: the shim maps fresh memory of the given length or returns NULL.
-            return unsafe { sys::lb_map_huge(mapped_len(layout.size())) }.cast();
+            return unsafe { sys::lb_map_huge(mapped_len(layout.size()), huge) }.cast();
         }
         // SAFETY: the caller's guarantees for `layout` are `System.alloc`'s.
         unsafe { System.alloc(layout) }
@@ -141,26 +154,33 @@ mod tests {
         u8::try_from(i % 251).unwrap_or(0)
     }
 
-    /// Where THP is not off, a large block is backed by huge pages once touched: the kernel's
-    /// own accounting of the mapping says so.
+    /// Where THP is not off, a large block is backed by huge pages once touched, and with the
+    /// advice turned off it is not: the kernel's own accounting of the mapping says so. (One
+    /// test for both: the switch is process-wide.)
     #[test]
-    fn large_allocations_get_huge_pages() {
+    fn large_allocations_get_huge_pages_unless_turned_off() {
         let mode = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
-        if mode.is_empty() || mode.contains("[never]") {
-            eprintln!("transparent huge pages are off here: nothing to check");
+        if mode.is_empty() || mode.contains("[never]") || mode.contains("[always]") {
+            eprintln!("transparent huge pages are not in madvise mode here: nothing to check");
             return;
         }
         let size = 64 << 20;
         let layout = Layout::from_size_align(size, 64).expect("layout");
-        // SAFETY: a non-zero layout, written within its size and freed with it.
-        let ptr = unsafe { HugePageAlloc.alloc(layout) };
-        assert!(!ptr.is_null());
-        // SAFETY: as above.
-        unsafe { std::ptr::write_bytes(ptr, 1, size) };
-        let huge_kb = huge_kb_in(ptr as usize, size);
-        // SAFETY: as above.
-        unsafe { HugePageAlloc.dealloc(ptr, layout) };
-        assert!(huge_kb >= 2048, "64 MiB allocated, {huge_kb} kB of it in huge pages");
+        let mut huge_kb = [0; 2];
+        for (on, kb) in [true, false].into_iter().zip(huge_kb.iter_mut()) {
+            set_huge_pages(on);
+            // SAFETY: a non-zero layout, written within its size and freed with it.
+            unsafe {
+                let ptr = HugePageAlloc.alloc(layout);
+                assert!(!ptr.is_null());
+                std::ptr::write_bytes(ptr, 1, size);
+                *kb = huge_kb_in(ptr as usize, size);
+                HugePageAlloc.dealloc(ptr, layout);
+            }
+        }
+        set_huge_pages(true);
+        assert!(huge_kb[0] >= 2048, "64 MiB allocated, {} kB of it in huge pages", huge_kb[0]);
+        assert_eq!(huge_kb[1], 0, "huge pages turned off, yet {} kB in huge pages", huge_kb[1]);
     }
 
     /// AnonHugePages of the mappings overlapping [addr, addr + len), from /proc/self/smaps.

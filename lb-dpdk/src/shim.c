@@ -90,13 +90,14 @@ int64_t lb_packet_ring_drops(const char *iface) {
 }
 
 /* The global allocator's large blocks: anonymous mappings of whole 2 MiB units, advised for
- * transparent huge pages before anything touches them. NULL when the mapping fails; the advice
- * is only a hint (refused when THP is off). */
-void *lb_map_huge(size_t len) {
+ * transparent huge pages (when `huge`) before anything touches them. NULL when the mapping
+ * fails; the advice is only a hint (refused when THP is off). */
+void *lb_map_huge(size_t len, int huge) {
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
-    madvise(p, len, MADV_HUGEPAGE);
+    if (huge)
+        madvise(p, len, MADV_HUGEPAGE);
     return p;
 }
 
