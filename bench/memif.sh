@@ -160,6 +160,10 @@ name, line, after, csv = sys.argv[1:]
 g = dict(kv.split("=") for kv in line.split()[1:])
 a = [int(x) for x in after.split()]
 rx, busy, drops, refused, hz = a
+if rx == 0:
+    # lbd's worker never polled a packet while the generator sent (it started too late).
+    print(f"| {name} | lbgen | {float(g['offered_mpps']):.2f} | 0 | all | - | - | - | lbd received nothing |")
+    sys.exit(0)
 # Busy fraction over the sending time only (lbd idles while the generator starts and drains).
 frac = min(1.0, busy / (float(g["seconds"]) * hz))
 cpp = busy / max(rx, 1)
