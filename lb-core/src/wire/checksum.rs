@@ -78,7 +78,7 @@ pub fn sum_short(data: &[u8], start: usize, end: usize) -> Option<u16> {
     let mask = &SHORT_MASKS[32 - len];
     let mut wide = 0u64;
     for (c, m) in window.chunks_exact(8).zip(mask) {
-        let kept = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) & m;
+        let kept = u64::from_le_bytes(super::get_array(c, 0)) & m;
         wide += (kept & 0xffff_ffff) + (kept >> 32);
     }
     // Little-endian words sum to the byte-swapped sum (RFC 1071 §2).
