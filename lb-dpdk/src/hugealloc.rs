@@ -7,11 +7,13 @@
 //! nearly every such read also misses the TLB and walks the page table. DPDK keeps its own
 //! memory in huge pages for the same reason. With THP in `madvise` mode (Debian's default) the
 //! advice is what makes the kernel back these tables with 2 MiB pages; with THP `never` it is
-//! refused, and the blocks are plain mappings; `set_huge_pages(false)` (lbd's
-//! `conntrack.huge_pages = false`) leaves the advice out. They are mapped here, not advised after
-//! `malloc`: glibc serves blocks below its (rising) mmap threshold from its heap, whose pages
-//! are already touched, and advice does not change pages already there. glibc's
-//! `glibc.malloc.hugetlb=1` tunable does the same for the blocks it maps.
+//! refused, and the blocks are plain mappings. `set_huge_pages(false)` (lbd's
+//! `conntrack.huge_pages = false`) leaves the advice out.
+//!
+//! Large blocks are mapped here rather than advised after `malloc`: glibc serves blocks below
+//! its (rising) mmap threshold from its heap, whose pages are already touched, and advice does
+//! not change pages already there. glibc's `glibc.malloc.hugetlb=1` tunable does the same for
+//! the blocks it maps.
 
 use crate::sys;
 use std::alloc::{GlobalAlloc, Layout, System};
