@@ -1,7 +1,9 @@
 //! The machine's floor for random memory reads, which bounds the pipeline at 1M flows: a chase
 //! through a random cycle of cache lines over 256 MiB, one load at a time (latency) and 16
 //! chases at once (what overlapping misses can reach), on small pages and on huge pages
-//! (lb-dpdk's allocator, as lbd's tables). A packet at 1M flows reads three such lines.
+//! (lb-dpdk's allocator, as lbd's tables). A packet at 1M flows reads three such lines. On huge
+//! pages it also times steps that read two lines, apart or in one 128-byte block: what a
+//! connection entry's second line costs.
 //!
 //!   cargo run --release -p lb-bench --example chase
 
