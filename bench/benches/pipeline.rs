@@ -7,13 +7,12 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use lb_bench::{
-    LB_MAC1, MODES, SYNPROXY_VIP, Segment, client_of, client_packet, client_packet_sized, refill, segment, shuffled,
-    table, worker, worker_with,
+    LB_MAC1, MODES, SYNPROXY_VIP, Segment, client_of, client_packet, client_packet_sized, parse_and_swap, refill,
+    segment, shuffled, table, worker, worker_with,
 };
 use lb_core::pipeline::{Frame, VecFrame, Verdict};
-use lb_core::wire::{EthernetFrame, Ipv4Packet, TcpPacket, checksum, tcp::flags};
+use lb_core::wire::{TcpPacket, checksum, tcp::flags};
 use lb_core::{Worker, process_burst};
-use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 #[global_allocator]
@@ -39,23 +38,6 @@ fn timed(iters: u64, mut fill: impl FnMut(&mut [VecFrame]), mut work: impl FnMut
         total += t.elapsed();
     }
     total
-}
-
-/// The reference: check the Ethernet, IPv4 and TCP headers and swap the MAC addresses.
-fn parse_and_swap(fs: &mut [VecFrame]) {
-    for f in fs.iter_mut() {
-        let d = f.data_mut();
-        let ok = EthernetFrame::new_checked(&d[..]).is_ok()
-            && Ipv4Packet::new_checked(&d[14..])
-                .is_ok_and(|ip| ip.verify_checksum() && TcpPacket::new_checked(ip.payload()).is_ok());
-        if ok {
-            let mut e = EthernetFrame::new_unchecked(&mut d[..]);
-            let (s, t) = (e.src(), e.dst());
-            e.set_src(t);
-            e.set_dst(s);
-        }
-        black_box(ok);
-    }
 }
 
 /// Sends one SYN per flow through the worker so the flows exist before timing.

@@ -155,3 +155,22 @@ pub fn shuffled(n: u32, seed: u64) -> Vec<u32> {
     }
     v
 }
+
+/// The reference: check the Ethernet, IPv4 and TCP headers and swap the MAC addresses.
+pub fn parse_and_swap(fs: &mut [VecFrame]) {
+    use lb_core::pipeline::Frame;
+    use lb_core::wire::{EthernetFrame, Ipv4Packet, TcpPacket};
+    for f in fs.iter_mut() {
+        let d = f.data_mut();
+        let ok = EthernetFrame::new_checked(&d[..]).is_ok()
+            && Ipv4Packet::new_checked(&d[14..])
+                .is_ok_and(|ip| ip.verify_checksum() && TcpPacket::new_checked(ip.payload()).is_ok());
+        if ok {
+            let mut e = EthernetFrame::new_unchecked(&mut d[..]);
+            let (s, t) = (e.src(), e.dst());
+            e.set_src(t);
+            e.set_dst(s);
+        }
+        std::hint::black_box(ok);
+    }
+}
