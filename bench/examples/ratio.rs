@@ -9,10 +9,8 @@
 //!
 //! Arguments: mode (nat, fnat, dr, tun, gue), flows, rounds.
 
-use lb_bench::{MODES, client_packet, parse_and_swap, refill, shuffled, table, worker};
+use lb_bench::{Established, established, forward_burst, parse_and_swap, refill};
 use lb_core::pipeline::{VecFrame, Verdict};
-use lb_core::process_burst;
-use lb_core::wire::tcp::flags;
 use std::time::{Duration, Instant};
 
 // The connection tables in huge pages, as lbd and the pipeline bench allocate them.
@@ -49,24 +47,12 @@ fn main() {
     let mode = args.get(1).map_or("fnat", String::as_str);
     let flows: u32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let rounds: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(200).max(1);
-    let Some(&(_, vip)) = MODES.iter().find(|(m, _)| *m == mode) else {
+    let Some(Established { table: t, worker: mut w, acks, order }) = established(mode, flows) else {
         eprintln!("ratio: unknown mode {mode} (nat, fnat, dr, tun, gue)");
         std::process::exit(2);
     };
-    let t = table();
-    let mut w = worker(flows as usize);
     let mut fs: Vec<VecFrame> = (0..BURST).map(|_| VecFrame::new(&[0u8; 64], 0)).collect();
     let mut vs = [Verdict::Consumed; BURST];
-    let syns: Vec<Vec<u8>> = (0..flows).map(|i| client_packet(i, vip, flags::SYN)).collect();
-    let acks: Vec<Vec<u8>> = (0..flows).map(|i| client_packet(i, vip, flags::ACK)).collect();
-    let in_order: Vec<u32> = (0..flows).collect();
-    let mut at = 0;
-    for _ in (0..flows).step_by(BURST) {
-        refill(&mut fs, &syns, &in_order, &mut at);
-        process_burst(&mut w, &t, &mut fs, &mut vs, 1);
-    }
-    // Flows send in a shuffled order, as in the pipeline bench.
-    let order = shuffled(flows, 7);
     let (mut at_ref, mut at_mode) = (0, 0);
     let packets = (STRETCH * BURST) as f64;
     let (mut ratios, mut ref_mpps, mut mode_mpps) = (Vec::new(), Vec::new(), Vec::new());
@@ -77,7 +63,7 @@ fn main() {
             &mut fs,
             |fs| refill(fs, &acks, &order, &mut at_mode),
             |fs| {
-                process_burst(&mut w, &t, fs, &mut vs, 2);
+                forward_burst(&mut w, &t, fs, &mut vs, 2);
                 forwarded &= vs.iter().all(|v| matches!(v, Verdict::Tx(_)));
             },
         );

@@ -174,3 +174,49 @@ pub fn parse_and_swap(fs: &mut [VecFrame]) {
         std::hint::black_box(ok);
     }
 }
+
+/// A worker whose table holds `flows` established connections of one mode's service, and the
+/// ACKs those flows send next, for the examples that replay them.
+pub struct Established {
+    pub table: Table,
+    pub worker: Worker,
+    pub acks: Vec<Vec<u8>>,
+    /// The order the flows send in: shuffled, as in the pipeline bench, so that entries are
+    /// reached at random, never in the order they were allocated.
+    pub order: Vec<u32>,
+}
+
+/// Opens `flows` connections of `mode` (a name in `MODES`) with one SYN each, in their own
+/// order; `None` for an unknown mode.
+pub fn established(mode: &str, flows: u32) -> Option<Established> {
+    use lb_core::pipeline::Verdict;
+    const BURST: usize = 32;
+    let &(_, vip) = MODES.iter().find(|(m, _)| *m == mode)?;
+    let table = table();
+    let mut worker = worker(flows as usize);
+    let mut frames: Vec<VecFrame> = (0..BURST).map(|_| VecFrame::new(&[0u8; 64], 0)).collect();
+    let mut verdicts = [Verdict::Consumed; BURST];
+    let syns: Vec<Vec<u8>> = (0..flows).map(|i| client_packet(i, vip, tcp::flags::SYN)).collect();
+    let in_order: Vec<u32> = (0..flows).collect();
+    let mut at = 0;
+    for _ in (0..flows).step_by(BURST) {
+        refill(&mut frames, &syns, &in_order, &mut at);
+        forward_burst(&mut worker, &table, &mut frames, &mut verdicts, 1);
+    }
+    let acks = (0..flows).map(|i| client_packet(i, vip, tcp::flags::ACK)).collect();
+    Some(Established { table, worker, acks, order: shuffled(flows, 7) })
+}
+
+/// `lb_core::process_burst` for the examples, kept out of line so that `valgrind
+/// --toggle-collect='lb_bench::forward_burst'` can count its instructions (inlined into an
+/// example's `main`, it would have no name of its own).
+#[inline(never)]
+pub fn forward_burst(
+    worker: &mut Worker,
+    table: &Table,
+    frames: &mut [VecFrame],
+    verdicts: &mut [lb_core::pipeline::Verdict],
+    now_ms: u64,
+) {
+    lb_core::process_burst(worker, table, frames, verdicts, now_ms);
+}
