@@ -7,50 +7,20 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use lb_bench::{
-    LB_MAC1, MODES, SYNPROXY_VIP, Segment, client_of, client_packet, client_packet_sized, parse_and_swap, refill,
-    segment, shuffled, table, worker, worker_with,
+    BURST, LB_MAC1, MODES, SYNPROXY_VIP, Segment, client_of, client_packet, client_packet_sized, parse_and_swap,
+    populate, refill, segment, shuffled, table, timed, worker, worker_with,
 };
 use lb_core::pipeline::{Frame, VecFrame, Verdict};
 use lb_core::wire::{TcpPacket, checksum, tcp::flags};
 use lb_core::{Worker, process_burst};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[global_allocator]
 static ALLOC: lb_dpdk::hugealloc::HugePageAlloc = lb_dpdk::hugealloc::HugePageAlloc;
 
-const BURST: usize = 32;
 const FLOW_COUNTS: [u32; 2] = [1_000, 1_000_000];
 /// New flows one table takes in a sample at most (131,072 SYNs) before the next starts.
 const FRESH_BURSTS: u64 = 4096;
-
-fn frames() -> Vec<VecFrame> {
-    (0..BURST).map(|_| VecFrame::new(&[0u8; 64], 0)).collect()
-}
-
-/// Times `work` over `iters` bursts that `fill` prepared untimed.
-fn timed(iters: u64, mut fill: impl FnMut(&mut [VecFrame]), mut work: impl FnMut(&mut [VecFrame])) -> Duration {
-    let mut fs = frames();
-    let mut total = Duration::ZERO;
-    for _ in 0..iters {
-        fill(&mut fs);
-        let t = Instant::now();
-        work(&mut fs);
-        total += t.elapsed();
-    }
-    total
-}
-
-/// Sends one SYN per flow through the worker so the flows exist before timing.
-fn populate(w: &mut Worker, t: &lb_core::Table, flows: u32, vip: u8) {
-    let mut fs = frames();
-    let mut vs = [Verdict::Consumed; BURST];
-    for start in (0..flows).step_by(BURST) {
-        for (k, f) in fs.iter_mut().enumerate() {
-            f.reset(&client_packet((start + u32::try_from(k).unwrap_or(0)) % flows, vip, flags::SYN));
-        }
-        process_burst(w, t, &mut fs, &mut vs, 1);
-    }
-}
 
 fn bench_pipeline(c: &mut Criterion) {
     let table = table();

@@ -11,21 +11,16 @@
 //!
 //! Run: `cargo bench -p lb-bench --bench sync`. Each figure is the best of 3 rounds.
 
-use lb_bench::{client_packet, refill, shuffled, table, worker};
+use lb_bench::{BURST, client_packet, frames, refill, shuffled, table, worker};
 use lb_core::conntrack::TcpState;
-use lb_core::pipeline::{VecFrame, Verdict};
+use lb_core::pipeline::Verdict;
 use lb_core::sync::{Encoder, SyncEvent, SyncKey, SyncKind, open};
 use lb_core::wire::tcp::flags;
 use lb_core::{Worker, process_burst};
 use std::time::{Duration, Instant};
 
-const BURST: usize = 32;
 const FNAT_VIP: u8 = 101;
 const ROUNDS: usize = 3;
-
-fn frames() -> Vec<VecFrame> {
-    (0..BURST).map(|_| VecFrame::new(&[0u8; 64], 0)).collect()
-}
 
 /// Runs every flow's packet of `packets` once through `w`, in `order`; returns the time spent in
 /// `process_burst` only.

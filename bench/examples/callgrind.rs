@@ -11,14 +11,12 @@
 //!
 //! Arguments: mode (nat, fnat, dr, tun, gue), flows, packets.
 
-use lb_bench::{Established, established, forward_burst, refill};
-use lb_core::pipeline::{VecFrame, Verdict};
+use lb_bench::{BURST, Established, established, forward_burst, frames, refill};
+use lb_core::pipeline::Verdict;
 
 // The connection tables in huge pages, as lbd and the pipeline bench allocate them.
 #[global_allocator]
 static ALLOC: lb_dpdk::hugealloc::HugePageAlloc = lb_dpdk::hugealloc::HugePageAlloc;
-
-const BURST: usize = 32;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -29,7 +27,7 @@ fn main() {
         eprintln!("callgrind: unknown mode {mode} (nat, fnat, dr, tun, gue)");
         std::process::exit(2);
     };
-    let mut fs: Vec<VecFrame> = (0..BURST).map(|_| VecFrame::new(&[0u8; 64], 0)).collect();
+    let mut fs = frames();
     let mut vs = [Verdict::Consumed; BURST];
     let mut at = 0;
     let mut forwarded = 0u64;

@@ -9,33 +9,15 @@
 //!
 //! Arguments: mode (nat, fnat, dr, tun, gue), flows, rounds.
 
-use lb_bench::{Established, established, forward_burst, parse_and_swap, refill};
-use lb_core::pipeline::{VecFrame, Verdict};
-use std::time::{Duration, Instant};
+use lb_bench::{BURST, Established, established, forward_burst, parse_and_swap, refill, timed};
+use lb_core::pipeline::Verdict;
 
 // The connection tables in huge pages, as lbd and the pipeline bench allocate them.
 #[global_allocator]
 static ALLOC: lb_dpdk::hugealloc::HugePageAlloc = lb_dpdk::hugealloc::HugePageAlloc;
 
-const BURST: usize = 32;
 /// Bursts per half-round: a few milliseconds of the mode, well past the timer's resolution.
-const STRETCH: usize = 1024;
-
-/// Times `work` over `STRETCH` bursts that `fill` prepared untimed, as the pipeline bench does.
-fn timed(
-    fs: &mut [VecFrame],
-    mut fill: impl FnMut(&mut [VecFrame]),
-    mut work: impl FnMut(&mut [VecFrame]),
-) -> Duration {
-    let mut total = Duration::ZERO;
-    for _ in 0..STRETCH {
-        fill(fs);
-        let start = Instant::now();
-        work(fs);
-        total += start.elapsed();
-    }
-    total
-}
+const STRETCH: u64 = 1024;
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -51,16 +33,15 @@ fn main() {
         eprintln!("ratio: unknown mode {mode} (nat, fnat, dr, tun, gue)");
         std::process::exit(2);
     };
-    let mut fs: Vec<VecFrame> = (0..BURST).map(|_| VecFrame::new(&[0u8; 64], 0)).collect();
     let mut vs = [Verdict::Consumed; BURST];
     let (mut at_ref, mut at_mode) = (0, 0);
-    let packets = (STRETCH * BURST) as f64;
+    let packets = (STRETCH * BURST as u64) as f64;
     let (mut ratios, mut ref_mpps, mut mode_mpps) = (Vec::new(), Vec::new(), Vec::new());
     let mut forwarded = true;
     for _ in 0..rounds {
-        let r = timed(&mut fs, |fs| refill(fs, &acks, &order, &mut at_ref), parse_and_swap);
+        let r = timed(STRETCH, |fs| refill(fs, &acks, &order, &mut at_ref), parse_and_swap);
         let m = timed(
-            &mut fs,
+            STRETCH,
             |fs| refill(fs, &acks, &order, &mut at_mode),
             |fs| {
                 forward_burst(&mut w, &t, fs, &mut vs, 2);

@@ -156,6 +156,43 @@ pub fn shuffled(n: u32, seed: u64) -> Vec<u32> {
     v
 }
 
+/// Frames per burst, as DPDK's usual `rx_burst` size.
+pub const BURST: usize = 32;
+
+/// A burst's worth of frames to refill.
+pub fn frames() -> Vec<VecFrame> {
+    (0..BURST).map(|_| VecFrame::new(&[0u8; 64], 0)).collect()
+}
+
+/// Times `work` over `iters` bursts that `fill` prepared untimed.
+pub fn timed(
+    iters: u64,
+    mut fill: impl FnMut(&mut [VecFrame]),
+    mut work: impl FnMut(&mut [VecFrame]),
+) -> std::time::Duration {
+    let mut fs = frames();
+    let mut total = std::time::Duration::ZERO;
+    for _ in 0..iters {
+        fill(&mut fs);
+        let t = std::time::Instant::now();
+        work(&mut fs);
+        total += t.elapsed();
+    }
+    total
+}
+
+/// Sends one SYN per flow through the worker so the flows exist before timing.
+pub fn populate(w: &mut Worker, t: &Table, flows: u32, vip: u8) {
+    let mut fs = frames();
+    let mut vs = [lb_core::pipeline::Verdict::Consumed; BURST];
+    for start in (0..flows).step_by(BURST) {
+        for (k, f) in fs.iter_mut().enumerate() {
+            f.reset(&client_packet((start + u32::try_from(k).unwrap_or(0)) % flows, vip, tcp::flags::SYN));
+        }
+        forward_burst(w, t, &mut fs, &mut vs, 1);
+    }
+}
+
 /// The reference: check the Ethernet, IPv4 and TCP headers and swap the MAC addresses.
 pub fn parse_and_swap(fs: &mut [VecFrame]) {
     use lb_core::pipeline::Frame;
@@ -189,20 +226,10 @@ pub struct Established {
 /// Opens `flows` connections of `mode` (a name in `MODES`) with one SYN each, in their own
 /// order; `None` for an unknown mode.
 pub fn established(mode: &str, flows: u32) -> Option<Established> {
-    use lb_core::pipeline::Verdict;
-    const BURST: usize = 32;
     let &(_, vip) = MODES.iter().find(|(m, _)| *m == mode)?;
     let table = table();
     let mut worker = worker(flows as usize);
-    let mut frames: Vec<VecFrame> = (0..BURST).map(|_| VecFrame::new(&[0u8; 64], 0)).collect();
-    let mut verdicts = [Verdict::Consumed; BURST];
-    let syns: Vec<Vec<u8>> = (0..flows).map(|i| client_packet(i, vip, tcp::flags::SYN)).collect();
-    let in_order: Vec<u32> = (0..flows).collect();
-    let mut at = 0;
-    for _ in (0..flows).step_by(BURST) {
-        refill(&mut frames, &syns, &in_order, &mut at);
-        forward_burst(&mut worker, &table, &mut frames, &mut verdicts, 1);
-    }
+    populate(&mut worker, &table, flows, vip);
     let acks = (0..flows).map(|i| client_packet(i, vip, tcp::flags::ACK)).collect();
     Some(Established { table, worker, acks, order: shuffled(flows, 7) })
 }
