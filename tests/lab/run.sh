@@ -1157,9 +1157,12 @@ for s in json.load(sys.stdin):
     st=$(state_of)
     case $st in down*) ;; *) fail "lbctl list --json shows 10.1.0.12 as '$st', not down" ;; esac
     ctl list | tee "$LAB_DIR/list.down" | grep -E "10\.1\.0\.12:8080 down " >/dev/null || fail "lbctl list does not show 10.1.0.12 down: $(cat "$LAB_DIR/list.down")"
-    # Polled: one scrape can time out on a loaded machine (it failed once with lbctl list
-    # already showing the backend down).
-    backend_down_metric() { lab_metrics | grep -q 'lbd_backend_up{service="tcp 10.0.0.100:80",backend="10.1.0.12:8080"} 0'; }
+    # Read whole before grep: `curl | grep -q` under pipefail fails when grep exits on the
+    # match while curl still writes (curl exits 23). Polled: one scrape can also time out.
+    backend_down_metric() {
+        local m
+        m=$(lab_metrics) && grep -q 'lbd_backend_up{service="tcp 10.0.0.100:80",backend="10.1.0.12:8080"} 0' <<<"$m"
+    }
     for _ in $(seq 1 10); do backend_down_metric && break; sleep 0.5; done
     backend_down_metric || fail "lbd_backend_up does not show 10.1.0.12 down"
     check "10.1.0.12 is down in lbctl list, list --json and lbd_backend_up, $((t_down - t_kill)) ms after its server died"
