@@ -12,7 +12,8 @@ use lb_bench::{
 };
 use lb_core::pipeline::{Frame, VecFrame, Verdict};
 use lb_core::wire::{TcpPacket, checksum, tcp::flags};
-use lb_core::{Worker, process_burst};
+use lb_core::{Worker, process_burst_with};
+use lb_dpdk::prefetch::CpuPrefetch;
 use std::time::Duration;
 
 #[global_allocator]
@@ -45,7 +46,7 @@ fn bench_pipeline(c: &mut Criterion) {
                     let spent = timed(
                         iters,
                         |fs| refill(fs, &acks, &order, &mut at),
-                        |fs| process_burst(&mut w, &table, fs, &mut vs, 2),
+                        |fs| process_burst_with::<CpuPrefetch, _>(&mut w, &table, fs, &mut vs, 2),
                     );
                     // Checked where it ran (a filtered run skips the closure).
                     assert!(
@@ -111,7 +112,7 @@ fn bench_new_flows(c: &mut Criterion) {
                         spent += timed(
                             n,
                             |fs| syn_for(fs, vip, &mut next),
-                            |fs| process_burst(&mut w, &table, fs, &mut vs, 2),
+                            |fs| process_burst_with::<CpuPrefetch, _>(&mut w, &table, fs, &mut vs, 2),
                         );
                         // Checked where it ran (a filtered run skips the closure).
                         assert!(
@@ -135,7 +136,7 @@ fn populate_synproxy(w: &mut Worker, t: &lb_core::Table, flows: u32) {
     let mut v = [Verdict::Consumed];
     let mut run = |f: &mut [VecFrame; 1], bytes: &[u8], port: u16| {
         f[0] = VecFrame::new(bytes, port);
-        process_burst(w, t, f, &mut v, 1);
+        process_burst_with::<CpuPrefetch, _>(w, t, f, &mut v, 1);
         assert!(matches!(v[0], Verdict::Tx(_)), "synproxy handshake: {v:?}");
         f[0].data().to_vec()
     };
@@ -197,7 +198,7 @@ fn bench_guards(c: &mut Criterion) {
                             let spent = timed(
                                 iters,
                                 |fs| refill(fs, &acks, &order, &mut at),
-                                |fs| process_burst(&mut w, &table, fs, &mut vs, 2),
+                                |fs| process_burst_with::<CpuPrefetch, _>(&mut w, &table, fs, &mut vs, 2),
                             );
                             assert!(vs.iter().all(|v| matches!(v, Verdict::Tx(_))), "{mode}: {vs:?}");
                             spent
@@ -216,7 +217,7 @@ fn bench_guards(c: &mut Criterion) {
                 let spent = timed(
                     iters,
                     |fs| refill(fs, &acks, &order, &mut at),
-                    |fs| process_burst(&mut w, &table, fs, &mut vs, 2),
+                    |fs| process_burst_with::<CpuPrefetch, _>(&mut w, &table, fs, &mut vs, 2),
                 );
                 assert!(vs.iter().all(|v| matches!(v, Verdict::Tx(1))), "synproxy: {vs:?}");
                 spent

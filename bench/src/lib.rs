@@ -234,7 +234,8 @@ pub fn established(mode: &str, flows: u32) -> Option<Established> {
     Some(Established { table, worker, acks, order: shuffled(flows, 7) })
 }
 
-/// `lb_core::process_burst` for the examples, kept out of line so that `valgrind
+/// `lb_core::process_burst_with` and lb-dpdk's prefetch, as lbd's workers run it, for the
+/// examples, kept out of line so that `valgrind
 /// --toggle-collect='lb_bench::forward_burst'` can count its instructions (inlined into an
 /// example's `main`, it would have no name of its own).
 #[inline(never)]
@@ -245,5 +246,5 @@ pub fn forward_burst(
     verdicts: &mut [lb_core::pipeline::Verdict],
     now_ms: u64,
 ) {
-    lb_core::process_burst(worker, table, frames, verdicts, now_ms);
+    lb_core::process_burst_with::<lb_dpdk::prefetch::CpuPrefetch, _>(worker, table, frames, verdicts, now_ms);
 }

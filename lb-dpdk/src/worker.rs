@@ -8,12 +8,13 @@
 
 use crate::ffi::{self, MempoolRef, PortId, QueueId};
 use crate::mbuf::{BURST, Mbuf, RxBurst, TxBuffer};
+use crate::prefetch::CpuPrefetch;
 use crate::steer;
 use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
 use lb_core::pipeline::{Counters, Frame, Verdict, from_host, write_probe};
 use lb_core::service::Table;
-use lb_core::{Timeouts, Worker, process_burst};
+use lb_core::{Timeouts, Worker, process_burst_with};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -305,7 +306,13 @@ impl WorkerCtx {
                     if n == 0 {
                         break;
                     }
-                    process_burst(&mut self.worker, &table, &mut batch, &mut verdicts[..n], now_ms);
+                    process_burst_with::<CpuPrefetch, _>(
+                        &mut self.worker,
+                        &table,
+                        &mut batch,
+                        &mut verdicts[..n],
+                        now_ms,
+                    );
                     for (m, v) in batch.drain(..).zip(verdicts.iter()) {
                         match *v {
                             Verdict::Tx(p) => transmit(&mut self.tx, &table.network, p, m, &mut loops),
