@@ -287,6 +287,45 @@ fn unpack(meta: u64) -> (MacAddr, u16) {
     (MacAddr([b[2], b[3], b[4], b[5], b[6], b[7]]), u16::from(b[1]))
 }
 
+/// One worker's memo of the slots where it last found its next hops, for `resolve_memo`. A
+/// slot's sequence number changes with every write to it, so a slot whose number is the one
+/// remembered still holds the address and MAC it held: a hit skips the hash and the window
+/// search, and anything else searches again. (A slot written exactly 2^31 times between two
+/// uses would look unchanged, as a Linux seqcount would.)
+pub struct NeighMemo {
+    ways: Box<[MemoWay; MEMO_WAYS]>,
+}
+
+/// Next hops a memo holds at once, by the last byte of the address: the hosts of a segment
+/// differ there.
+const MEMO_WAYS: usize = 64;
+
+#[derive(Clone, Copy)]
+struct MemoWay {
+    addr: [u8; 16],
+    v6: bool,
+    slot: u32,
+    /// Odd: remembers nothing (a read sees only even numbers).
+    seq: u32,
+}
+
+impl NeighMemo {
+    pub fn new() -> Self {
+        NeighMemo { ways: Box::new([MemoWay { addr: [0; 16], v6: false, slot: 0, seq: 1 }; MEMO_WAYS]) }
+    }
+
+    #[inline(always)]
+    fn way(addr: &[u8; 16]) -> usize {
+        usize::from(addr[3] ^ addr[15]) % MEMO_WAYS
+    }
+}
+
+impl Default for NeighMemo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A consistent read of a slot's guarded fields.
 struct Seen {
     index: usize,
@@ -336,6 +375,12 @@ impl NeighTable {
     /// Reads slot `i` consistently: its address words and meta, or `None` after repeated races.
     #[inline]
     fn read(&self, i: usize) -> Option<([u32; 4], u64)> {
+        self.read_seq(i).map(|(a, meta, _)| (a, meta))
+    }
+
+    /// `read`, with the (even) sequence number the read saw.
+    #[inline]
+    fn read_seq(&self, i: usize) -> Option<([u32; 4], u64, u32)> {
         let s = &self.slots[i];
         for _ in 0..4 {
             let s1 = s.seq.load(Ordering::Acquire);
@@ -347,7 +392,7 @@ impl NeighTable {
             let meta = s.meta.load(Ordering::Relaxed);
             fence(Ordering::Acquire);
             if s.seq.load(Ordering::Relaxed) == s1 {
-                return Some((a, meta));
+                return Some((a, meta, s1));
             }
         }
         None
@@ -355,13 +400,32 @@ impl NeighTable {
 
     #[inline]
     fn find(&self, addr: &[u8; 16], v6: bool) -> Option<Seen> {
+        self.find_seq(addr, v6).map(|(seen, _)| seen)
+    }
+
+    /// `find`, with the sequence number of the slot when it was read.
+    #[inline]
+    fn find_seq(&self, addr: &[u8; 16], v6: bool) -> Option<(Seen, u32)> {
         let want = words(addr);
         let home = self.home(addr, v6);
         (0..WINDOW).find_map(|k| {
             let i = (home + k) & self.mask;
-            let (a, meta) = self.read(i)?;
-            (meta & VALID != 0 && a == want && (meta & V6 != 0) == v6).then_some(Seen { index: i, meta })
+            let (a, meta, seq) = self.read_seq(i)?;
+            (meta & VALID != 0 && a == want && (meta & V6 != 0) == v6).then_some((Seen { index: i, meta }, seq))
         })
+    }
+
+    /// Slot `i`'s meta, if its sequence number is still `seq` (even): the slot was not written
+    /// since it was read with that number, so it holds the address it held then.
+    #[inline(always)]
+    fn meta_if_unchanged(&self, i: usize, seq: u32) -> Option<u64> {
+        let s = self.slots.get(i)?;
+        if s.seq.load(Ordering::Acquire) != seq {
+            return None;
+        }
+        let meta = s.meta.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        (s.seq.load(Ordering::Relaxed) == seq).then_some(meta)
     }
 
     /// Runs `update` on slot `i` under its sequence lock (readers retry while it runs); `None`
@@ -489,6 +553,35 @@ impl NeighTable {
     #[inline]
     pub fn resolve(&self, addr: &[u8; 16], v6: bool, now_ms: u64) -> Resolution {
         let Some(seen) = self.find(addr, v6) else { return self.start_resolution(addr, v6, now_ms) };
+        self.resolve_seen(seen, addr, v6, now_ms)
+    }
+
+    /// `resolve`, trying first the slot `memo` remembers for `addr` instead of searching the
+    /// window. The same answers and the same state changes as `resolve`.
+    #[inline]
+    pub fn resolve_memo(&self, memo: &mut NeighMemo, addr: &[u8; 16], v6: bool, now_ms: u64) -> Resolution {
+        let way = &mut memo.ways[NeighMemo::way(addr)];
+        let remembered = (way.addr == *addr && way.v6 == v6)
+            .then(|| self.meta_if_unchanged(way.slot as usize, way.seq))
+            .flatten()
+            .filter(|meta| meta & VALID != 0);
+        let seen = match remembered {
+            Some(meta) => Seen { index: way.slot as usize, meta },
+            None => {
+                let Some((seen, seq)) = self.find_seq(addr, v6) else {
+                    return self.start_resolution(addr, v6, now_ms);
+                };
+                let slot = u32::try_from(seen.index).unwrap_or(u32::MAX);
+                *way = MemoWay { addr: *addr, v6, slot, seq };
+                seen
+            }
+        };
+        self.resolve_seen(seen, addr, v6, now_ms)
+    }
+
+    /// `resolve` once the entry for `addr` was found.
+    #[inline(always)]
+    fn resolve_seen(&self, seen: Seen, addr: &[u8; 16], v6: bool, now_ms: u64) -> Resolution {
         let (mac, port) = seen.mac_port();
         let slot = u32::try_from(seen.index).unwrap_or(u32::MAX);
         if seen.is_static() {
@@ -731,6 +824,84 @@ mod tests {
     fn learn(t: &NeighTable, a: &[u8; 16], mac: MacAddr, now: u64) {
         assert_eq!(t.resolve(a, false, now), Resolution::Unresolved { request: true });
         assert_eq!(t.claim(a, false, mac, 1, Claim::Solicited, now + 1), Some(Event::Learned));
+    }
+
+    #[test]
+    fn the_memo_follows_every_write_to_a_slot() {
+        let t = table();
+        let mut memo = NeighMemo::new();
+        let (a, b) = (widen([10, 0, 0, 7]), widen([10, 0, 1, 7]));
+        assert_eq!(NeighMemo::way(&a), NeighMemo::way(&b), "the test needs two addresses on one way");
+        const B: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xb]);
+        assert!(t.learn(&a, false, A, 1, 0) && t.learn(&b, false, B, 2, 0));
+        for now in [10, 20] {
+            // The first search fills the way, the second finds the way taken by the other.
+            assert_eq!(ready_mac(t.resolve_memo(&mut memo, &a, false, now)), Some(A));
+            assert_eq!(ready_mac(t.resolve_memo(&mut memo, &a, false, now)), Some(A));
+            assert_eq!(ready_mac(t.resolve_memo(&mut memo, &b, false, now)), Some(B));
+        }
+        // A new MAC in the remembered slot, then no entry at all.
+        assert!(t.learn(&b, false, EVIL, 2, 30));
+        assert_eq!(ready_mac(t.resolve_memo(&mut memo, &b, false, 30)), Some(EVIL));
+        assert_eq!(t.flush(), 2);
+        assert_eq!(t.resolve_memo(&mut memo, &b, false, 40), Resolution::Unresolved { request: true });
+        assert_eq!(t.resolve_memo(&mut memo, &a, false, 40), Resolution::Unresolved { request: true });
+        // The remembered slot taken by another address: the memo must not answer for it.
+        assert!(t.learn(&a, false, A, 1, 40));
+        assert_eq!(ready_mac(t.resolve_memo(&mut memo, &a, false, 40)), Some(A));
+        let slot = t.find(&a, false).map(|s| s.index);
+        let other = (0..=255u8)
+            .flat_map(|x| (0..=255u8).map(move |y| widen([10, 1, x, y])))
+            .find(|c| t.home(c, false) == t.home(&a, false))
+            .unwrap();
+        t.flush();
+        assert!(t.entries(40).is_empty());
+        assert!(t.learn(&other, false, EVIL, 1, 40));
+        assert_eq!(t.find(&other, false).map(|s| s.index), slot, "the test needs the same slot");
+        assert_eq!(t.resolve_memo(&mut memo, &a, false, 40), Resolution::Unresolved { request: true });
+        t.flush();
+        // An IPv6 address with the same bytes is another neighbour.
+        assert!(t.learn(&a, false, A, 1, 50));
+        assert_eq!(t.resolve_memo(&mut memo, &a, false, 50), t.resolve(&a, false, 50));
+        assert_eq!(t.resolve_memo(&mut memo, &a, true, 50), Resolution::Unresolved { request: true });
+    }
+
+    #[test]
+    fn the_memo_answers_and_moves_states_as_resolve_does() {
+        // Two tables given the same claims over time, one resolved through a memo: the same
+        // answers, and the same entries in the same states.
+        let (plain, memoed) = (table(), table());
+        let mut memo = NeighMemo::new();
+        let addrs = [widen([10, 0, 0, 7]), widen([10, 0, 1, 7]), widen([10, 0, 0, 9])];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut now = 0;
+        for step in 0..4000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let a = &addrs[(seed % 3) as usize];
+            now += [0, 1, 300, 1_200, 6_000, 40_000][((seed >> 8) % 6) as usize];
+            match (seed >> 16) % 8 {
+                0 => {
+                    let mac = if seed >> 24 & 1 == 0 { A } else { EVIL };
+                    let kind = [Claim::Solicited, Claim::Unsolicited, Claim::Request][((seed >> 32) % 3) as usize];
+                    for t in [&plain, &memoed] {
+                        t.claim(a, false, mac, 1, kind, now);
+                    }
+                }
+                1 => {
+                    let slot = plain.find(a, false).map_or(u32::MAX, |s| u32::try_from(s.index).unwrap_or(u32::MAX));
+                    plain.confirm(slot, A, now);
+                    memoed.confirm(slot, A, now);
+                }
+                2 if seed >> 40 & 0xf == 0 => assert_eq!(plain.flush(), memoed.flush()),
+                _ => {
+                    let r = plain.resolve(a, false, now);
+                    assert_eq!(memoed.resolve_memo(&mut memo, a, false, now), r, "step {step}");
+                }
+            }
+            assert_eq!(plain.entries(now), memoed.entries(now), "step {step}");
+        }
     }
 
     #[test]

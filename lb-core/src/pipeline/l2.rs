@@ -298,7 +298,7 @@ pub(super) fn send_via(
     now_ms: u64,
 ) -> Verdict {
     let mac = port_mac(t, port);
-    let request = match w.neigh.resolve(hop, v6, now_ms) {
+    let request = match w.neigh.resolve_memo(&mut w.neigh_memo, hop, v6, now_ms) {
         Resolution::Ready { mac: to, slot, .. } => {
             if confirm {
                 w.neigh.confirm(slot, to, now_ms);

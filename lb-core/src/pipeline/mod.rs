@@ -28,7 +28,7 @@ pub use vlan::{vlan_egress, vlan_ingress};
 use crate::conntrack::{ConnTable, Timeouts};
 use crate::frag::FragTable;
 use crate::lport::{LocalPorts, Steering};
-use crate::neigh::NeighTable;
+use crate::neigh::{NeighMemo, NeighTable};
 use crate::persist::PersistTable;
 use crate::prefetch::{NoPrefetch, Prefetch};
 use crate::sched::{Cursor, Load};
@@ -122,6 +122,8 @@ pub struct Worker {
     persist: PersistTable,
     lports: LocalPorts,
     neigh: Arc<NeighTable>,
+    /// Where this worker last found its next hops in `neigh`.
+    neigh_memo: NeighMemo,
     timeouts: Timeouts,
     sweep_budget: usize,
     verify_l4: bool,
@@ -160,6 +162,7 @@ impl Worker {
             persist: PersistTable::new(cfg.persist_capacity),
             lports: LocalPorts::new(steering, crate::lport::FIRST_PORT),
             neigh,
+            neigh_memo: NeighMemo::new(),
             timeouts: cfg.timeouts,
             sweep_budget: cfg.sweep_budget,
             verify_l4: cfg.verify_l4_checksums,
