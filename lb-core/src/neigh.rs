@@ -284,10 +284,10 @@ fn pack(mac: MacAddr, port: u16, v6: bool, is_static: bool) -> u64 {
 
 fn unpack(meta: u64) -> (MacAddr, u16) {
     // The MAC's six bytes copied as one block: byte by byte, they cost a packet a dozen moves.
-    let b = (meta << 16).to_be_bytes();
+    let b = meta.to_be_bytes();
     let mut mac = [0u8; 6];
-    mac.copy_from_slice(&b[..6]);
-    (MacAddr(mac), u16::from(meta.to_be_bytes()[1]))
+    mac.copy_from_slice(&b[2..]);
+    (MacAddr(mac), u16::from(b[1]))
 }
 
 /// One worker's memo of the slots where it last found its next hops, for `resolve_memo`. A
