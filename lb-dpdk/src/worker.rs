@@ -1,7 +1,8 @@
 //! The poll-mode worker: one pinned thread per core, each owning one RX and one TX queue per
 //! port. Every turn it receives a burst from each port, hands packets of connections it does
-//! not own to their owner (ports without RSS only), runs lb-core's `process_burst` on the rest
-//! against the table snapshot loaded once for the burst, and queues the results for TX. TX
+//! not own to their owner (ports without RSS only), runs lb-core's `process_burst_with` (with
+//! the CPU's prefetch) on the rest against the table snapshot loaded once for the burst, and
+//! queues the results for TX. TX
 //! buffers are flushed when full and on a drain timer (~100 us); what the NIC refuses is freed
 //! and counted. Cycles spent on polls that returned packets and on empty polls are counted
 //! apart, so cycles per packet can be read at any time.
