@@ -209,7 +209,7 @@ impl ControlSocket {
                     let (now, conns) = answers
                         .recv_timeout(Duration::from_secs(5))
                         .map_err(|_| format!("worker {i} did not answer"))?;
-                    workers.push(lb_core::pipeline::save_conns(conns.iter(), &table, now));
+                    workers.push(lb_core::pipeline::save_conns(conns.iter().copied(), &table, now));
                 }
                 Ok(json!(self.state(rt, workers)))
             }

@@ -359,7 +359,7 @@ fn fast_path_matches_the_full_pipeline() {
             assert_eq!(cb.fast_path, 0, "{ctx}: the full pipeline alone");
             ca.fast_path = 0;
             assert_eq!(ca, cb, "{ctx}: counters");
-            let conns = |l: &Lab| l.worker.conns.iter().copied().collect::<Vec<_>>();
+            let conns = |l: &Lab| l.worker.conns.iter().collect::<Vec<_>>();
             assert_eq!(conns(&a), conns(&b), "{ctx}: connections");
             assert_eq!(a.worker.take_probes(), b.worker.take_probes(), "{ctx}: probes");
             let (ea, eb): (Vec<_>, Vec<_>) =
@@ -373,11 +373,11 @@ fn fast_path_matches_the_full_pipeline() {
         forwarded += a.worker.counters.tx_packets;
     }
     // The comparison means something only if the fast path forwarded a good share of it, and
-    // the prefetching stages ran (two lines an entry).
+    // the prefetching stages ran.
     assert!(
         forwarded_fast * 4 > forwarded && forwarded_fast > 2000,
         "fast path forwarded {forwarded_fast} of {packets} ({forwarded} forwarded)"
     );
     let prefetched = PREFETCHED.with(Cell::get);
-    assert!(prefetched > 2000 && prefetched.is_multiple_of(2), "{prefetched} lines prefetched");
+    assert!(prefetched > 2000, "{prefetched} lines prefetched");
 }

@@ -476,7 +476,7 @@ impl WorkerCtx {
             }
             Control::SetTimeouts(t) => self.worker.set_timeouts(t),
             Control::ListConns(reply) => {
-                let _ = reply.send((now_ms, self.worker.conns.iter().copied().collect()));
+                let _ = reply.send((now_ms, self.worker.conns.iter().collect()));
             }
             Control::ZeroCounters(done) => {
                 let c = &mut self.worker.counters;

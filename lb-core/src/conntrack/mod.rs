@@ -11,8 +11,12 @@
 //! nothing ever evicts a live entry, so a SYN flood cannot push out established connections:
 //! once the cap or the capacity is reached, new flows get a stateless decision instead.
 
+mod entry;
 mod state;
 mod table;
+mod view;
 
+pub use entry::Entry;
 pub use state::{Dir, TcpEvent, TcpState, Timeouts, tcp_transition};
 pub use table::{Conn, ConnId, ConnTable, InsertError, PROGRESS_BACKEND, PROGRESS_CLIENT, SavedConn, SynProxy};
+pub use view::{ConnView, Narrow};

@@ -1,6 +1,7 @@
 //! The connection table: a slab of connections reachable from up to two keys, with a fixed-size
 //! open-addressing index (see the module above for the design).
 
+use super::entry::{Entry, Handshake, Wide};
 use super::state::{Dir, TcpState};
 use crate::flow::{FlowKey, fast_hash};
 use crate::prefetch::Prefetch;
@@ -10,10 +11,9 @@ use serde::{Deserialize, Serialize};
 /// Index of a connection in its worker's table.
 pub type ConnId = u32;
 
-/// One tracked connection: 128 bytes, aligned to a cache line so that each entry is exactly two
-/// lines (unaligned, every entry of the table straddled three).
+/// One tracked connection, whole: what the table hands out and takes in (it stores each as an
+/// `Entry` of one cache line, and side arrays).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[repr(align(64))]
 pub struct Conn {
     /// Client -> VIP, as received.
     pub orig: FlowKey,
@@ -120,7 +120,12 @@ const WARM_PROBE: usize = 4;
 
 /// A fixed-capacity connection table owned by one worker.
 pub struct ConnTable {
-    entries: Vec<Conn>,
+    entries: Vec<Entry>,
+    /// Whole addresses of the entries whose keys are not plain IPv4; allocated zeroed, so the
+    /// pages of an IPv4-only table are never touched.
+    wide: Vec<Wide>,
+    /// The SYN proxy's client ISN and SYN time, likewise.
+    handshakes: Vec<Handshake>,
     /// For the expiry sweep, a lower bound of each entry's `expires_ms` (`u64::MAX` when
     /// free): the sweep reads eight entries' bounds per cache line instead of two or three
     /// lines per entry, and opens an entry only when its bound has passed. A packet that
@@ -144,7 +149,9 @@ impl ConnTable {
         let mut free: Vec<ConnId> = (0..capacity).map(|i| u32::try_from(i).unwrap_or(0)).collect();
         free.reverse();
         ConnTable {
-            entries: vec![Conn::default(); capacity],
+            entries: vec![Entry::default(); capacity],
+            wide: vec![[[0; 16]; 4]; capacity],
+            handshakes: vec![[0; 2]; capacity],
             deadlines: vec![NO_DEADLINE; capacity],
             free,
             index: vec![FREE_SLOT; slots],
@@ -155,10 +162,12 @@ impl ConnTable {
         }
     }
 
-    /// Bytes a table of `capacity` connections allocates at start: entries, index, free list.
+    /// Bytes a table of `capacity` connections allocates at start: entries, side arrays (whose
+    /// pages an IPv4-only table never touches), deadlines, index, free list.
     pub fn memory_bytes(capacity: usize) -> usize {
         let capacity = capacity.clamp(1, (EMPTY >> 2) as usize);
-        capacity * (std::mem::size_of::<Conn>() + std::mem::size_of::<u64>() + std::mem::size_of::<ConnId>())
+        let per_entry = std::mem::size_of::<Entry>() + std::mem::size_of::<Wide>() + std::mem::size_of::<Handshake>();
+        capacity * (per_entry + std::mem::size_of::<u64>() + std::mem::size_of::<ConnId>())
             + (capacity * 4).next_power_of_two() * std::mem::size_of::<Slot>()
     }
 
@@ -206,9 +215,13 @@ impl ConnTable {
                 return None;
             }
             if s.hash == h {
-                let c = &self.entries[(s.entry >> 1) as usize];
+                let id = (s.entry >> 1) as usize;
                 let reply = s.entry & 1 == 1;
-                if (if reply { &c.reply } else { &c.orig }) == key {
+                let wide = || {
+                    let w = &self.wide[id];
+                    if reply { [w[2], w[3]] } else { [w[0], w[1]] }
+                };
+                if self.entries[id].holds(reply, key, wide) {
                     return Some((s.entry >> 1, if reply { Dir::Reply } else { Dir::Orig }));
                 }
             }
@@ -238,35 +251,55 @@ impl ConnTable {
         EMPTY
     }
 
-    /// Loads the two cache lines of the entry a slot refers to, one byte from each (the test
-    /// `touch_entry_reaches_every_line` checks the compiler's field order puts them on
-    /// different lines). Two loads and nothing else: the shorter the warm-up loop, the more of
-    /// a group's misses the core has in flight at once.
+    /// Loads the cache line of the entry a slot refers to. One load and nothing else: the
+    /// shorter the warm-up loop, the more of a group's misses the core has in flight at once.
     #[inline]
     pub fn touch_entry(&self, entry: u32) {
-        if let Some(c) = self.entries.get((entry >> 1) as usize) {
-            std::hint::black_box(c.orig.src[8] ^ c.reply.dst[15]);
+        if let Some(e) = self.entries.get((entry >> 1) as usize) {
+            std::hint::black_box(e.proto);
         }
     }
 
-    /// `touch_entry` with prefetches: starts loading the same two lines without waiting.
+    /// `touch_entry` with a prefetch: starts loading the same line without waiting.
     #[inline(always)]
     pub fn prefetch_entry<P: Prefetch>(&self, entry: u32) {
-        if let Some(c) = self.entries.get((entry >> 1) as usize) {
-            P::line(&c.orig.src[8]);
-            P::line(&c.reply.dst[15]);
+        if let Some(e) = self.entries.get((entry >> 1) as usize) {
+            P::line(e);
         }
     }
 
-    /// The connection with this id.
-    pub fn get(&self, id: ConnId) -> &Conn {
+    /// The connection with this id, whole.
+    pub fn get(&self, id: ConnId) -> Conn {
+        let i = id as usize;
+        let e = &self.entries[i];
+        let handshake = if e.has_handshake() { self.handshakes[i] } else { [0; 2] };
+        e.unpack(&self.wide[i], handshake)
+    }
+
+    /// The entry of connection `id`, as stored: what the established path reads in place.
+    #[inline(always)]
+    pub fn entry(&self, id: ConnId) -> &Entry {
         &self.entries[id as usize]
     }
 
-    /// Mutable access to a connection. Keys and expiry must not be changed through it (the
-    /// expiry with `set_expiry`).
-    pub fn get_mut(&mut self, id: ConnId) -> &mut Conn {
+    /// Mutable access to the entry of connection `id`. Keys, expiry and state must not be
+    /// changed through it (they have `set_expiry` and `set_state`).
+    #[inline(always)]
+    pub fn entry_mut(&mut self, id: ConnId) -> &mut Entry {
         &mut self.entries[id as usize]
+    }
+
+    /// Changes connection `id` through `f`, on a whole copy written back. Keys and whether the
+    /// reply key is indexed stay as they were; expiry and state must be changed with
+    /// `set_expiry` and `set_state`.
+    pub fn update(&mut self, id: ConnId, f: impl FnOnce(&mut Conn)) {
+        let mut c = self.get(id);
+        f(&mut c);
+        let i = id as usize;
+        self.entries[i].update_from(&c);
+        if self.entries[i].has_handshake() {
+            self.handshakes[i] = [c.client_isn, c.syn_sent_ms];
+        }
     }
 
     /// Sets when a connection expires.
@@ -294,9 +327,19 @@ impl ConnTable {
         if conn.is_embryonic() {
             self.embryonic += 1;
         }
+        // A reply key is of its connection's protocol; the entry holds one for both.
+        conn.reply.proto = conn.orig.proto;
         let (orig, reply, indexed) = (conn.orig, conn.reply, conn.reply_indexed);
-        self.entries[id as usize] = conn;
-        self.deadlines[id as usize] = conn.expires_ms;
+        let i = id as usize;
+        let (entry, wide) = Entry::pack(&conn);
+        self.entries[i] = entry;
+        if let Some(wide) = wide {
+            self.wide[i] = wide;
+        }
+        if entry.has_handshake() {
+            self.handshakes[i] = [conn.client_isn, conn.syn_sent_ms];
+        }
+        self.deadlines[i] = conn.expires_ms;
         self.index_insert(&orig, id << 1);
         if indexed {
             self.index_insert(&reply, (id << 1) | 1);
@@ -315,7 +358,7 @@ impl ConnTable {
     }
 
     fn index_remove(&mut self, entry: u32) {
-        let c = &self.entries[(entry >> 1) as usize];
+        let c = self.get(entry >> 1);
         let key = if entry & 1 == 1 { c.reply } else { c.orig };
         let mut i = Self::hash(&key) as usize & self.mask;
         while self.index[i].entry != entry {
@@ -359,7 +402,7 @@ impl ConnTable {
 
     /// Forgets a connection; returns it.
     pub fn remove(&mut self, id: ConnId) -> Conn {
-        let c = self.entries[id as usize];
+        let c = self.get(id);
         if !c.live {
             return c;
         }
@@ -370,8 +413,12 @@ impl ConnTable {
         if c.is_embryonic() {
             self.embryonic -= 1;
         }
-        self.entries[id as usize].live = false;
-        self.deadlines[id as usize] = NO_DEADLINE;
+        let i = id as usize;
+        self.entries[i].set_live(false);
+        if self.entries[i].is_wide() {
+            self.wide[i] = [[0; 16]; 4];
+        }
+        self.deadlines[i] = NO_DEADLINE;
         self.free.push(id);
         c
     }
@@ -399,13 +446,13 @@ impl ConnTable {
     }
 
     /// The live connection in entry `id`, if any (a walk over `0..capacity()`).
-    pub fn live(&self, id: ConnId) -> Option<&Conn> {
-        self.entries.get(id as usize).filter(|c| c.live)
+    pub fn live(&self, id: ConnId) -> Option<Conn> {
+        self.entries.get(id as usize).filter(|e| e.live()).map(|_| self.get(id))
     }
 
     /// Live connections, for the control plane's listing (not for the packet path).
-    pub fn iter(&self) -> impl Iterator<Item = &Conn> {
-        self.entries.iter().filter(|c| c.live)
+    pub fn iter(&self) -> impl Iterator<Item = Conn> + '_ {
+        (0..self.entries.len()).filter_map(|i| self.live(u32::try_from(i).unwrap_or(u32::MAX)))
     }
 }
 
@@ -571,28 +618,5 @@ mod tests {
             }
             assert_eq!(t.len(), ids.len());
         }
-    }
-}
-
-#[cfg(test)]
-mod size {
-    #[test]
-    fn touch_entry_reaches_every_line() {
-        use super::Conn;
-        use std::mem::{align_of, offset_of, size_of};
-        // Two whole cache lines per entry: a field more makes it three, a cost per packet at 1M
-        // flows (bench/RESULTS.md).
-        assert_eq!((size_of::<Conn>(), align_of::<Conn>()), (128, 64));
-        // The bytes touch_entry reads: one on each line (entries start on a line).
-        let touched = [offset_of!(Conn, orig) + 8, offset_of!(Conn, reply) + 16 + 15];
-        let lines = touched.map(|b| b / 64);
-        assert!(lines.contains(&0) && lines.contains(&1), "touched bytes {touched:?}");
-    }
-
-    #[test]
-    fn a_connection_fits_two_cache_lines() {
-        // What forwarding needs plus the SYN proxy and forward-progress fields: two lines.
-        assert!(std::mem::size_of::<super::Conn>() <= 128, "{}", std::mem::size_of::<super::Conn>());
-        println!("Conn is {} bytes", std::mem::size_of::<super::Conn>());
     }
 }

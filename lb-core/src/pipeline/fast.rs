@@ -14,7 +14,7 @@
 
 use super::forward::{self, Ip};
 use super::{Frame, LOOPBACK6, Verdict, Worker, martian_v4};
-use crate::conntrack::{SynProxy, TcpEvent, tcp_transition};
+use crate::conntrack::{ConnId, ConnView, Dir, SynProxy, TcpEvent, tcp_transition};
 use crate::flow::FlowKey;
 use crate::rewrite::Layout;
 use crate::service::{Mode, Table};
@@ -113,17 +113,53 @@ pub(super) fn established<F: Frame>(w: &mut Worker, t: &Table, f: &mut F, p: &Pa
         return None;
     }
     let (id, dir) = w.conns.lookup_hashed(&p.key, p.hash)?;
-    let c = *w.conns.get(id);
+    // A connection of plain IPv4 keys is read in place; others are assembled whole.
+    match w.conns.entry(id).narrow() {
+        Some(c) => forward(w, t, f, p, id, dir, &c, now_ms),
+        None => forward_whole(w, t, f, p, id, dir, now_ms),
+    }
+}
+
+// Out of line: the IPv4 case's loop stays as short as before.
+#[inline(never)]
+fn forward_whole<F: Frame>(
+    w: &mut Worker,
+    t: &Table,
+    f: &mut F,
+    p: &Parsed,
+    id: ConnId,
+    dir: Dir,
+    now_ms: u64,
+) -> Option<Verdict> {
+    let c = w.conns.get(id);
+    forward(w, t, f, p, id, dir, &c, now_ms)
+}
+
+/// `established` once its connection is found: `c` is connection `id`, which `p` travels
+/// `dir`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn forward<F: Frame>(
+    w: &mut Worker,
+    t: &Table,
+    f: &mut F,
+    p: &Parsed,
+    id: ConnId,
+    dir: Dir,
+    c: &impl ConnView,
+    now_ms: u64,
+) -> Option<Verdict> {
+    let tcp = p.key.proto == ip_proto::TCP;
     // Expired (the full pipeline forgets it), proxied, reset on a down backend, or its backend
     // never answered (the passive health check's case).
-    if c.expires_ms <= now_ms
-        || c.synproxy != SynProxy::Off
-        || t.expires_on_down(c.backend_id)
-        || forward::backend_silent(&c)
+    if c.expires_ms() <= now_ms
+        || c.synproxy() != SynProxy::Off
+        || t.expires_on_down(c.backend_id())
+        || forward::backend_silent(c)
     {
         return None;
     }
-    if tcp && tcp_transition(c.state, TcpEvent::Ack, dir, c.mode) != c.state {
+    if tcp && tcp_transition(c.state(), TcpEvent::Ack, dir, c.mode()) != c.state() {
         return None;
     }
     let ip = Ip {
@@ -135,7 +171,7 @@ pub(super) fn established<F: Frame>(w: &mut Worker, t: &Table, f: &mut F, p: &Pa
         dont_frag: p.dont_frag,
         fragment: None,
     };
-    if matches!(c.mode, Mode::Nat | Mode::Fnat) && !forward::l4_checksum_ok(f, &ip, w.verify_l4) {
+    if matches!(c.mode(), Mode::Nat | Mode::Fnat) && !forward::l4_checksum_ok(f, &ip, w.verify_l4) {
         return None;
     }
     // From here on, what the full pipeline does to this packet, in its order.
@@ -143,6 +179,6 @@ pub(super) fn established<F: Frame>(w: &mut Worker, t: &Table, f: &mut F, p: &Pa
         f.set_len(L3 + p.total);
     }
     let lay = Layout { l3: L3, l4: p.l4, v6: p.key.v6, proto: p.key.proto, l4_present: true };
-    let confirm = forward::progress(w.conns.get_mut(id), f.data(), &ip, &lay, dir, p.flags);
-    Some(forward::deliver_tracked(w, t, f, &ip, &lay, id, &c, dir, confirm, now_ms))
+    let confirm = forward::progress(w.conns.entry_mut(id), f.data(), &ip, &lay, dir, p.flags);
+    Some(forward::deliver_tracked(w, t, f, &ip, &lay, id, c, dir, confirm, now_ms))
 }

@@ -4,7 +4,8 @@
 use super::send::deliver;
 use super::{DropReason, Frame, L4Checksum, Verdict, Worker, not_served, synproxy};
 use crate::conntrack::{
-    Conn, ConnId, Dir, InsertError, PROGRESS_BACKEND, PROGRESS_CLIENT, SynProxy, TcpEvent, TcpState, tcp_transition,
+    Conn, ConnId, ConnView, Dir, Entry, InsertError, PROGRESS_BACKEND, PROGRESS_CLIENT, SynProxy, TcpEvent, TcpState,
+    tcp_transition,
 };
 use crate::flow::{FlowKey, fast_hash, hash_bytes, widen};
 use crate::frag::FragKey;
@@ -78,7 +79,13 @@ pub(super) fn add_load(load: &mut [Load], c: &Conn) {
 }
 
 pub(super) fn timeout_ms(w: &Worker, c: &Conn) -> u64 {
-    let secs = if c.orig.proto == ip_proto::TCP { w.timeouts.tcp(c.state) } else { w.timeouts.udp };
+    timeout_for(w, c.orig.proto, c.state)
+}
+
+/// The timeout of a connection of protocol `proto` in `state`.
+#[inline(always)]
+pub(super) fn timeout_for(w: &Worker, proto: u8, state: TcpState) -> u64 {
+    let secs = if proto == ip_proto::TCP { w.timeouts.tcp(state) } else { w.timeouts.udp };
     u64::from(secs) * 1000
 }
 
@@ -196,7 +203,7 @@ pub(super) fn transport(w: &mut Worker, t: &Table, f: &mut impl Frame, ip: &Ip, 
     let lay = Layout { l3: ip.l3, l4: ip.l4, v6: ip.v6, proto: ip.proto, l4_present };
     if let Some((id, dir)) = w.conns.lookup(&key) {
         let c = w.conns.get(id);
-        if c.expires_ms > now_ms && !(dir == Dir::Orig && reopens(c, flags)) {
+        if c.expires_ms > now_ms && !(dir == Dir::Orig && reopens(&c, flags)) {
             return established(w, t, f, ip, &lay, id, dir, flags, now_ms);
         }
         forget(w, id);
@@ -220,7 +227,7 @@ fn established(
     flags: u8,
     now_ms: u64,
 ) -> Verdict {
-    let mut c = *w.conns.get(id);
+    let mut c = w.conns.get(id);
     if t.expires_on_down(c.backend_id) {
         // IPVS's expire_nodest_conn: the backend failed its checks; the client's next attempt
         // is scheduled afresh.
@@ -272,7 +279,7 @@ fn established(
     // The neighbour this packet goes to is confirmed when the connection saw it acknowledge
     // new data (forward progress, as TCP confirms Linux's neighbours). Updated in the table
     // entry itself: a repeated acknowledgement costs one compare.
-    let confirm = progress(w.conns.get_mut(id), f.data(), ip, lay, dir, flags);
+    let confirm = progress(w.conns.entry_mut(id), f.data(), ip, lay, dir, flags);
     if ip.proto == ip_proto::TCP
         && lay.l4_present
         && let Some(ev) = TcpEvent::from_flags(flags)
@@ -294,12 +301,12 @@ pub(super) fn deliver_tracked(
     ip: &Ip,
     lay: &Layout,
     id: ConnId,
-    c: &Conn,
+    c: &impl ConnView,
     dir: Dir,
     confirm: bool,
     now_ms: u64,
 ) -> Verdict {
-    w.conns.set_expiry(id, now_ms + timeout_ms(w, c));
+    w.conns.set_expiry(id, now_ms + timeout_for(w, c.proto(), c.state()));
     if w.sync_on {
         super::sync::refreshed(w, id, now_ms);
     }
@@ -311,7 +318,7 @@ pub(super) fn deliver_tracked(
 /// shows the neighbour it came from got what the LB sent it), and returns whether the
 /// neighbour this packet goes to saw progress since the LB last sent toward it.
 #[inline(always)]
-pub(super) fn progress(e: &mut Conn, d: &[u8], ip: &Ip, lay: &Layout, dir: Dir, flags: u8) -> bool {
+pub(super) fn progress(e: &mut Entry, d: &[u8], ip: &Ip, lay: &Layout, dir: Dir, flags: u8) -> bool {
     let toward = if dir == Dir::Orig { PROGRESS_BACKEND } else { PROGRESS_CLIENT };
     let confirm = e.progress & toward != 0;
     e.progress &= !toward;
@@ -369,11 +376,8 @@ const SYN_RETRANSMIT_MS: u64 = 800;
 /// A TCP connection whose client sent its SYN and whose backend has not answered it yet (no
 /// acknowledgement came back). Only nat and fnat show the backend's side: for dr, tun and gue
 /// a silent backend and a client that never completes look the same, so they never count.
-pub(super) fn backend_silent(c: &Conn) -> bool {
-    c.orig.proto == ip_proto::TCP
-        && c.state == TcpState::SynRecv
-        && c.mode.sees_replies()
-        && c.acked[Dir::Reply as usize] == 0
+pub(super) fn backend_silent(c: &impl ConnView) -> bool {
+    c.proto() == ip_proto::TCP && c.state() == TcpState::SynRecv && c.mode().sees_replies() && c.acked(Dir::Reply) == 0
 }
 
 /// Counts a failed SYN against the connection's backend and service.
@@ -387,7 +391,7 @@ pub(super) fn syn_failed(counters: &mut super::Counters, c: &Conn) {
 }
 
 #[inline]
-fn count(w: &mut Worker, c: &Conn, dir: Dir, bytes: usize) {
+fn count(w: &mut Worker, c: &impl ConnView, dir: Dir, bytes: usize) {
     let bytes = bytes as u64;
     let add = |s: &mut super::counters::ServiceCounters| {
         if dir == Dir::Orig {
@@ -398,10 +402,10 @@ fn count(w: &mut Worker, c: &Conn, dir: Dir, bytes: usize) {
             s.out_bytes += bytes;
         }
     };
-    if let Some(s) = w.counters.services.get_mut(c.service_id as usize) {
+    if let Some(s) = w.counters.services.get_mut(c.service_id() as usize) {
         add(s);
     }
-    if let Some(s) = w.counters.backends.get_mut(c.backend_id as usize) {
+    if let Some(s) = w.counters.backends.get_mut(c.backend_id() as usize) {
         add(s);
     }
 }

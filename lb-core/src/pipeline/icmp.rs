@@ -140,7 +140,7 @@ fn relay_error(w: &mut Worker, t: &Table, f: &mut impl Frame, at: usize, v6: boo
     let Some((id, dir)) = w.conns.lookup(&quoted.reversed()) else {
         return Verdict::Drop(DropReason::IcmpUnrelated);
     };
-    let c = *w.conns.get(id);
+    let c = w.conns.get(id);
     if c.expires_ms <= now_ms || (dir == Dir::Reply && !c.mode.sees_replies()) {
         return Verdict::Drop(DropReason::IcmpUnrelated);
     }

@@ -330,8 +330,8 @@ impl Worker {
 
 /// Live connections as another lbd takes them over, with their service and backend by
 /// address (`table` is the one they were made with) and their time left.
-pub fn save_conns<'a>(
-    conns: impl Iterator<Item = &'a crate::conntrack::Conn>,
+pub fn save_conns(
+    conns: impl Iterator<Item = crate::conntrack::Conn>,
     table: &Table,
     now_ms: u64,
 ) -> Vec<crate::conntrack::SavedConn> {
@@ -352,7 +352,7 @@ pub fn save_conns<'a>(
                 backend: crate::flow::to_ip(b.addr, b.v6),
                 backend_port: b.port,
                 expires_in_ms: c.expires_ms - now_ms,
-                conn: *c,
+                conn: c,
             })
         })
         .collect()

@@ -4,7 +4,7 @@
 
 use super::forward::Ip;
 use super::{DropReason, Frame, Verdict, Worker, l2, synproxy};
-use crate::conntrack::{Conn, Dir, SynProxy};
+use crate::conntrack::{ConnView, Dir, SynProxy};
 use crate::flow::fast_hash;
 use crate::rewrite::{
     IcmpError, Layout, Tunnel, decrement_ttl, encapsulate, make_icmp_error, translate, tunnel_overhead,
@@ -21,26 +21,34 @@ pub(super) fn deliver(
     f: &mut impl Frame,
     ip: &Ip,
     lay: &Layout,
-    c: &Conn,
+    c: &impl ConnView,
     dir: Dir,
     confirm: bool,
     now_ms: u64,
 ) -> Verdict {
     let size = Some((ip.total, ip.dont_frag));
     send_for_conn(w, t, f, lay.l3, ip.v6, c, dir, size, confirm, now_ms, |d| {
-        match (dir, c.mode) {
-            (Dir::Orig, Mode::Nat) => translate(d, lay, None, Some((&c.reply.src, c.reply.src_port))),
-            (Dir::Orig, Mode::Fnat) => {
-                translate(d, lay, Some((&c.reply.dst, c.reply.dst_port)), Some((&c.reply.src, c.reply.src_port)))
+        match (dir, c.mode()) {
+            (Dir::Orig, Mode::Nat) => {
+                let (to, port) = c.reply_src();
+                translate(d, lay, None, Some((&to, port)));
             }
-            (Dir::Reply, Mode::Nat) => translate(d, lay, Some((&c.orig.dst, c.orig.dst_port)), None),
+            (Dir::Orig, Mode::Fnat) => {
+                let ((from, from_port), (to, to_port)) = (c.reply_dst(), c.reply_src());
+                translate(d, lay, Some((&from, from_port)), Some((&to, to_port)));
+            }
+            (Dir::Reply, Mode::Nat) => {
+                let (from, port) = c.orig_dst();
+                translate(d, lay, Some((&from, port)), None);
+            }
             (Dir::Reply, Mode::Fnat) => {
-                translate(d, lay, Some((&c.orig.dst, c.orig.dst_port)), Some((&c.orig.src, c.orig.src_port)))
+                let ((from, from_port), (to, to_port)) = (c.orig_dst(), c.orig_src());
+                translate(d, lay, Some((&from, from_port)), Some((&to, to_port)));
             }
             _ => {}
         }
-        if c.synproxy == SynProxy::Active {
-            synproxy::translate_seq(d, lay, c, dir);
+        if c.synproxy() == SynProxy::Active {
+            synproxy::translate_seq(d, lay, c.seq_delta(), dir);
         }
     })
 }
@@ -57,7 +65,7 @@ pub(super) fn send_for_conn(
     f: &mut impl Frame,
     l3: usize,
     inner_v6: bool,
-    c: &Conn,
+    c: &impl ConnView,
     dir: Dir,
     size: Option<(usize, bool)>,
     confirm: bool,
@@ -65,17 +73,17 @@ pub(super) fn send_for_conn(
     rewrite: impl FnOnce(&mut [u8]),
 ) -> Verdict {
     let (target, out_v6) = match dir {
-        Dir::Orig => (c.reply.src, c.reply.v6),
-        Dir::Reply => (c.orig.src, c.orig.v6),
+        Dir::Orig => (c.reply_src().0, c.reply_v6()),
+        Dir::Reply => (c.orig_src().0, c.orig_v6()),
     };
-    let Some((port, hop)) = t.route_to(c.backend_id, &target, out_v6) else {
+    let Some((port, hop)) = t.route_to(c.backend_id(), &target, out_v6) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
-    if dir == Dir::Orig && c.mode == Mode::Dr && hop != target {
+    if dir == Dir::Orig && c.mode() == Mode::Dr && hop != target {
         // Direct routing only reaches backends on a connected segment.
         return Verdict::Drop(DropReason::NoRoute);
     }
-    let tunnel = match (dir, c.mode) {
+    let tunnel = match (dir, c.mode()) {
         (Dir::Orig, Mode::Tun | Mode::Gre | Mode::Gue) => match outer_headers(t, c, port, &target, out_v6) {
             Some(tunnel) => Some(tunnel),
             None => return Verdict::Drop(DropReason::NoSourceAddress),
@@ -110,13 +118,19 @@ pub(super) fn send_for_conn(
 /// source port); `None` when the port has no address of the family. Only tunnels pay for the
 /// hash.
 #[inline(never)]
-fn outer_headers(t: &Table, c: &Conn, port: u16, target: &[u8; 16], out_v6: bool) -> Option<(Tunnel, Endpoints, u64)> {
-    let entropy = fast_hash(&c.orig, 0);
-    let tunnel = match c.mode {
-        Mode::Gre => Tunnel::Gre { checksum: c.tunnel_csum },
+fn outer_headers(
+    t: &Table,
+    c: &impl ConnView,
+    port: u16,
+    target: &[u8; 16],
+    out_v6: bool,
+) -> Option<(Tunnel, Endpoints, u64)> {
+    let entropy = fast_hash(&c.orig(), 0);
+    let tunnel = match c.mode() {
+        Mode::Gre => Tunnel::Gre { checksum: c.tunnel_csum() },
         Mode::Gue => {
             let src_port = 0xc000 | (entropy & 0x3fff) as u16;
-            Tunnel::Gue { src_port, dst_port: c.tunnel_port, checksum: c.tunnel_csum }
+            Tunnel::Gue { src_port, dst_port: c.tunnel_port(), checksum: c.tunnel_csum() }
         }
         _ => Tunnel::Ipip,
     };
@@ -165,7 +179,7 @@ fn too_big(
     l3: usize,
     v6: bool,
     dont_frag: bool,
-    c: &Conn,
+    c: &impl ConnView,
     dir: Dir,
     mtu: usize,
 ) -> Verdict {
@@ -173,8 +187,8 @@ fn too_big(
         return Verdict::Drop(DropReason::TooBigNoDf);
     }
     let from = match dir {
-        Dir::Orig => c.orig.dst,
-        Dir::Reply => t.network.address_on(f.in_port(), v6).unwrap_or(c.orig.dst),
+        Dir::Orig => c.orig_dst().0,
+        Dir::Reply => t.network.address_on(f.in_port(), v6).unwrap_or(c.orig_dst().0),
     };
     if !make_icmp_error(f, l3, v6, &from, IcmpError::TooBig(u16::try_from(mtu).unwrap_or(u16::MAX))) {
         return Verdict::Drop(DropReason::NoRoom);

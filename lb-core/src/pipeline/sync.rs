@@ -2,7 +2,7 @@
 //! becomes an entry here. The design and the wire format are in `crate::sync`.
 
 use super::Worker;
-use super::forward::{add_load, recount, timeout_ms, unload};
+use super::forward::{add_load, recount, timeout_for, timeout_ms, unload};
 use crate::conntrack::{Conn, ConnId, Dir, TcpState};
 use crate::service::Table;
 use crate::sync::{SyncEvent, SyncKind};
@@ -27,9 +27,8 @@ fn closing(s: TcpState) -> bool {
 /// Queues an event about connection `id` for the peers (or counts it lost when the outbox is
 /// full) and notes when they heard of it.
 fn emit(w: &mut Worker, id: ConnId, kind: SyncKind, now_ms: u64) {
-    let e = w.conns.get_mut(id);
-    e.synced_ms = clock32(now_ms);
-    let conn = *e;
+    w.conns.entry_mut(id).synced_ms = clock32(now_ms);
+    let conn = w.conns.get(id);
     let ttl_ms = u32::try_from(timeout_ms(w, &conn)).unwrap_or(u32::MAX);
     queue(w, SyncEvent { kind, conn, ttl_ms });
 }
@@ -47,10 +46,10 @@ fn queue(w: &mut Worker, ev: SyncEvent) {
 /// Connection `id` moved from `prev` to its present state: an established connection is sent
 /// whole, a closing one (that the peers knew) as its new state. Handshakes are not sent.
 pub(super) fn state_changed(w: &mut Worker, id: ConnId, prev: TcpState, now_ms: u64) {
-    let next = w.conns.get(id).state;
+    let next = w.conns.entry(id).state;
     if next == TcpState::Established {
         emit(w, id, SyncKind::Conn, now_ms);
-    } else if closing(next) && !closing(prev) && !prev.is_embryonic() && w.conns.get(id).synced_ms != 0 {
+    } else if closing(next) && !closing(prev) && !prev.is_embryonic() && w.conns.entry(id).synced_ms != 0 {
         emit(w, id, SyncKind::State, now_ms);
     }
 }
@@ -58,11 +57,11 @@ pub(super) fn state_changed(w: &mut Worker, id: ConnId, prev: TcpState, now_ms: 
 /// A packet refreshed connection `id`: when half its timeout passed since the peers last heard
 /// of it, they hear of it again, so that their copy lives as long as the connection.
 pub(super) fn refreshed(w: &mut Worker, id: ConnId, now_ms: u64) {
-    let c = w.conns.get(id);
+    let c = w.conns.entry(id);
     if c.is_embryonic() || closing(c.state) {
         return;
     }
-    let half = u32::try_from(timeout_ms(w, c) / 2).unwrap_or(u32::MAX);
+    let half = u32::try_from(timeout_for(w, c.proto, c.state) / 2).unwrap_or(u32::MAX);
     if c.synced_ms == 0 || clock32(now_ms).wrapping_sub(c.synced_ms) >= half {
         emit(w, id, SyncKind::Conn, now_ms);
     }
@@ -70,7 +69,7 @@ pub(super) fn refreshed(w: &mut Worker, id: ConnId, now_ms: u64) {
 
 /// A new connection: UDP (and a TCP flow adopted mid-stream) is established from the start.
 pub(super) fn opened(w: &mut Worker, id: ConnId, now_ms: u64) {
-    if !w.conns.get(id).is_embryonic() {
+    if !w.conns.entry(id).is_embryonic() {
         emit(w, id, SyncKind::Conn, now_ms);
     }
 }
@@ -131,13 +130,14 @@ pub(super) fn apply(w: &mut Worker, t: &Table, ev: &SyncEvent, now_ms: u64) -> b
             c.progress = 0;
             match found {
                 Some((id, Dir::Orig)) => {
-                    let old = *w.conns.get(id);
+                    let old = w.conns.get(id);
                     if old.reply == c.reply && old.backend_id == c.backend_id && old.mode == c.mode {
                         set_state(w, id, c.state);
                         w.conns.set_expiry(id, expires_ms);
-                        let e = w.conns.get_mut(id);
-                        e.synced_ms = c.synced_ms;
-                        (e.synproxy, e.seq_delta, e.client_isn) = (c.synproxy, c.seq_delta, c.client_isn);
+                        w.conns.update(id, |e| {
+                            e.synced_ms = c.synced_ms;
+                            (e.synproxy, e.seq_delta, e.client_isn) = (c.synproxy, c.seq_delta, c.client_isn);
+                        });
                         return true;
                     }
                     // The peer's word is newer than ours (ECMP moved the flow and back).
@@ -159,7 +159,7 @@ pub(super) fn apply(w: &mut Worker, t: &Table, ev: &SyncEvent, now_ms: u64) -> b
             Some((id, Dir::Orig)) => {
                 set_state(w, id, ev.conn.state);
                 w.conns.set_expiry(id, expires_ms);
-                w.conns.get_mut(id).synced_ms = clock32(now_ms);
+                w.conns.entry_mut(id).synced_ms = clock32(now_ms);
                 true
             }
             _ => false,
@@ -177,9 +177,9 @@ pub(super) fn apply(w: &mut Worker, t: &Table, ev: &SyncEvent, now_ms: u64) -> b
 
 /// Moves `id` to `next` with its backend's load, and no event (see `apply`).
 fn set_state(w: &mut Worker, id: ConnId, next: TcpState) {
-    let c = *w.conns.get(id);
+    let c = w.conns.get(id);
     if c.state != next {
         w.conns.set_state(id, next);
-        recount(&mut w.load, &c, w.conns.get(id));
+        recount(&mut w.load, &c, &w.conns.get(id));
     }
 }

@@ -266,8 +266,8 @@ pub(super) fn syn_due(c: &Conn, now_ms: u64) -> bool {
 /// Turns a client segment of pending connection `id` into the backend's SYN again (the segment
 /// is lost; the client sends it again). Returns the frame's new headers for delivery.
 pub(super) fn resend_syn(w: &mut Worker, f: &mut impl Frame, ip: &Ip, id: ConnId, now_ms: u64) -> Option<(Ip, Layout)> {
-    let c = w.conns.get_mut(id);
-    c.syn_sent_ms = clock32(now_ms);
+    w.conns.update(id, |c| c.syn_sent_ms = clock32(now_ms));
+    let c = w.conns.get(id);
     // While pending, seq_delta is the cookie, whose low bits index the MSS table.
     let mss = mss_table(ip.v6)[(c.seq_delta & 3) as usize];
     let seg = Segment { seq: c.client_isn, ack: 0, flags: tcp::flags::SYN, window: WINDOW, mss: Some(mss) };
@@ -287,13 +287,13 @@ pub(super) fn backend_synack(
     now_ms: u64,
 ) -> Verdict {
     let backend_isn = get_u32(f.data(), ip.l4 + 4);
-    let mut c = *w.conns.get(id);
+    let mut c = w.conns.get(id);
     if c.synproxy == SynProxy::Pending {
         // While pending, seq_delta holds the cookie (lbd's initial sequence number).
         let cookie = c.seq_delta;
         c.seq_delta = backend_isn.wrapping_sub(cookie);
         c.synproxy = SynProxy::Active;
-        let e = w.conns.get_mut(id);
+        let e = w.conns.entry_mut(id);
         e.seq_delta = c.seq_delta;
         e.synproxy = SynProxy::Active;
         super::forward::move_state(w, id, &mut c, TcpState::Established, now_ms);
@@ -329,14 +329,14 @@ fn patch_checksum(d: &mut [u8], lay: &Layout, old: u32, new: u32) {
 /// Translates an established proxied connection's sequence space: the backend's sequence
 /// numbers toward the client, the client's acknowledgements toward the backend.
 #[inline]
-pub(super) fn translate_seq(d: &mut [u8], lay: &Layout, c: &Conn, dir: Dir) {
+pub(super) fn translate_seq(d: &mut [u8], lay: &Layout, seq_delta: u32, dir: Dir) {
     if !lay.l4_present {
         return;
     }
     let (at, new) = match dir {
-        Dir::Reply => (lay.l4 + 4, get_u32(d, lay.l4 + 4).wrapping_sub(c.seq_delta)),
+        Dir::Reply => (lay.l4 + 4, get_u32(d, lay.l4 + 4).wrapping_sub(seq_delta)),
         Dir::Orig if d[lay.l4 + TCP_FLAGS_AT] & tcp::flags::ACK != 0 => {
-            (lay.l4 + 8, get_u32(d, lay.l4 + 8).wrapping_add(c.seq_delta))
+            (lay.l4 + 8, get_u32(d, lay.l4 + 8).wrapping_add(seq_delta))
         }
         Dir::Orig => return,
     };
