@@ -245,6 +245,7 @@ mod tests {
         // Any IPv6 key, or an IPv4 one with stray bytes, has no narrow view.
         let mut v6 = c;
         v6.orig = FlowKey::v6([0x20; 16], [0x21; 16], 1, 2, ip_proto::TCP);
+        v6.reply.dst_port = 3;
         let id = t.insert(v6).unwrap();
         assert!(t.entry(id).narrow().is_none());
         let mut stray = c;
