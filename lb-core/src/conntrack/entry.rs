@@ -225,6 +225,32 @@ impl Entry {
     }
 }
 
+/// A connection with every field set, for tests.
+#[cfg(test)]
+pub(super) fn sample() -> Conn {
+    use crate::wire::ip_proto;
+    Conn {
+        orig: FlowKey::v4([10, 0, 0, 7], [192, 168, 0, 1], 40000, 80, ip_proto::TCP),
+        reply: FlowKey::v4([172, 16, 0, 10], [172, 16, 0, 250], 8080, 1025, ip_proto::TCP),
+        backend_id: 3,
+        service_id: 2,
+        mode: Mode::Fnat,
+        state: TcpState::Established,
+        reply_indexed: true,
+        live: true,
+        tunnel_port: 6080,
+        tunnel_csum: true,
+        expires_ms: 123_456_789_012,
+        acked: [5, 6],
+        progress: 3,
+        synproxy: SynProxy::Active,
+        seq_delta: 0xdead_beef,
+        client_isn: 77,
+        syn_sent_ms: 88,
+        synced_ms: 99,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,37 +261,14 @@ mod tests {
         assert_eq!((std::mem::size_of::<Entry>(), std::mem::align_of::<Entry>()), (64, 64));
     }
 
-    fn full() -> Conn {
-        Conn {
-            orig: FlowKey::v4([10, 0, 0, 7], [192, 168, 0, 1], 40000, 80, ip_proto::TCP),
-            reply: FlowKey::v4([172, 16, 0, 10], [172, 16, 0, 250], 8080, 1025, ip_proto::TCP),
-            backend_id: 3,
-            service_id: 2,
-            mode: Mode::Fnat,
-            state: TcpState::Established,
-            reply_indexed: true,
-            live: true,
-            tunnel_port: 6080,
-            tunnel_csum: true,
-            expires_ms: 123_456_789_012,
-            acked: [5, 6],
-            progress: 3,
-            synproxy: SynProxy::Active,
-            seq_delta: 0xdead_beef,
-            client_isn: 77,
-            syn_sent_ms: 88,
-            synced_ms: 99,
-        }
-    }
-
     #[test]
     fn every_field_comes_back() {
-        let c = full();
+        let c = sample();
         let (e, wide) = Entry::pack(&c);
         assert!(wide.is_none() && e.is_narrow());
         assert_eq!(e.unpack(&[[0; 16]; 4], [77, 88]), c);
 
-        let mut v6 = full();
+        let mut v6 = sample();
         v6.orig = FlowKey::v6([0x20; 16], [0x21; 16], 1, 2, ip_proto::UDP);
         v6.reply = FlowKey::v4([172, 16, 0, 10], [172, 16, 0, 250], 3, 4, ip_proto::UDP);
         let (e, wide) = Entry::pack(&v6);
@@ -275,7 +278,7 @@ mod tests {
 
     #[test]
     fn keys_match_only_whole() {
-        let mut c = full();
+        let mut c = sample();
         c.orig = FlowKey::v6([0x20; 16], [0x21; 16], 1, 2, ip_proto::TCP);
         let (e, wide) = Entry::pack(&c);
         let wide = wide.unwrap();
@@ -291,7 +294,7 @@ mod tests {
         assert!(!e.holds(false, &v4, orig));
 
         // IPv4 keys: stray bytes past the fourth make another key, both ways round.
-        let plain = full();
+        let plain = sample();
         let (e, wide) = Entry::pack(&plain);
         assert!(wide.is_none());
         let never = || -> [[u8; 16]; 2] { unreachable!("a plain IPv4 key reads no side array") };
