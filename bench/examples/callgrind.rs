@@ -9,7 +9,7 @@
 //! Instructions per packet: two runs with `--toggle-collect='lb_bench::forward_burst'`, 120,000
 //! and 20,000 packets, their difference over 100,000 (the setup's bursts cancel out).
 //!
-//! Arguments: mode (nat, fnat, dr, tun, gue), flows, packets.
+//! Arguments: mode (nat, fnat, dr, tun, gue, or fnat6: full-NAT over IPv6), flows, packets.
 
 use lb_bench::{BURST, Established, established, forward_burst, frames, refill};
 use lb_core::pipeline::Verdict;
@@ -24,7 +24,7 @@ fn main() {
     let flows: u32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1000);
     let packets: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let Some(Established { table: t, worker: mut w, acks, order }) = established(mode, flows) else {
-        eprintln!("callgrind: unknown mode {mode} (nat, fnat, dr, tun, gue)");
+        eprintln!("callgrind: unknown mode {mode} (nat, fnat, dr, tun, gue, fnat6)");
         std::process::exit(2);
     };
     let mut fs = frames();

@@ -7,7 +7,9 @@
 //!
 //!   cargo run --release -p lb-bench --example ratio -- fnat 1000000 200
 //!
-//! Arguments: mode (nat, fnat, dr, tun, gue), flows, rounds.
+//! Arguments: mode (nat, fnat, dr, tun, gue, or fnat6: full-NAT over IPv6), flows, rounds.
+//! The reference parses IPv4 and rejects fnat6's frames at once, so for fnat6 the ratio means
+//! nothing: compare its Mpps between builds run alternately.
 
 use lb_bench::{BURST, Established, established, forward_burst, parse_and_swap, refill, timed};
 use lb_core::pipeline::Verdict;
@@ -30,7 +32,7 @@ fn main() {
     let flows: u32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let rounds: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(200).max(1);
     let Some(Established { table: t, worker: mut w, acks, order }) = established(mode, flows) else {
-        eprintln!("ratio: unknown mode {mode} (nat, fnat, dr, tun, gue)");
+        eprintln!("ratio: unknown mode {mode} (nat, fnat, dr, tun, gue, fnat6)");
         std::process::exit(2);
     };
     let mut vs = [Verdict::Consumed; BURST];

@@ -6,7 +6,7 @@ use lb_core::flow::widen;
 use lb_core::net::{Network, NetworkModel};
 use lb_core::pipeline::VecFrame;
 use lb_core::service::{Limits, ServicesModel, Table};
-use lb_core::wire::{EtherType, MacAddr, checksum, ethernet, ipv4, tcp};
+use lb_core::wire::{EtherType, MacAddr, checksum, ethernet, ipv4, ipv6, tcp};
 use lb_core::{NeighTable, Steering, Worker, WorkerConfig};
 use std::sync::Arc;
 
@@ -62,9 +62,15 @@ pub fn worker(flows: usize) -> Worker {
 
 /// `worker`, with TCP/UDP checksum verification on or off.
 pub fn worker_with(flows: usize, verify_l4_checksums: bool) -> Worker {
+    worker_of(flows, verify_l4_checksums, |b| (widen([172, 16, 0, 10 + b]), false))
+}
+
+/// A worker as `worker_with`, with backend `b` at address `backend(b)` (bytes, IPv6).
+fn worker_of(flows: usize, verify_l4_checksums: bool, backend: impl Fn(u8) -> ([u8; 16], bool)) -> Worker {
     let neigh = Arc::new(NeighTable::new(lb_core::neigh::NeighParams { capacity: 256, ..Default::default() }));
     for b in 0..BACKENDS {
-        neigh.insert_static(&widen([172, 16, 0, 10 + b]), false, MacAddr([2, 0, 0, 0, 0xb, b]), 1);
+        let (addr, v6) = backend(b);
+        neigh.insert_static(&addr, v6, MacAddr([2, 0, 0, 0, 0xb, b]), 1);
     }
     let cfg = WorkerConfig {
         conn_capacity: flows + flows / 4 + 1024,
@@ -183,14 +189,72 @@ pub fn timed(
 
 /// Sends one SYN per flow through the worker so the flows exist before timing.
 pub fn populate(w: &mut Worker, t: &Table, flows: u32, vip: u8) {
+    populate_with(w, t, flows, |i| client_packet(i, vip, tcp::flags::SYN));
+}
+
+/// `populate` with flow `i`'s SYN from `syn(i)`.
+pub fn populate_with(w: &mut Worker, t: &Table, flows: u32, syn: impl Fn(u32) -> Vec<u8>) {
     let mut fs = frames();
     let mut vs = [lb_core::pipeline::Verdict::Consumed; BURST];
     for start in (0..flows).step_by(BURST) {
         for (k, f) in fs.iter_mut().enumerate() {
-            f.reset(&client_packet((start + u32::try_from(k).unwrap_or(0)) % flows, vip, tcp::flags::SYN));
+            f.reset(&syn((start + u32::try_from(k).unwrap_or(0)) % flows));
         }
         forward_burst(w, t, &mut fs, &mut vs, 1);
     }
+}
+
+/// The IPv6 workload's VIP (fnat6): fd02::101, with backends fd01::10 to fd01::1f.
+pub const VIP6: [u8; 16] = [0xfd, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1];
+
+/// `table` with IPv6 on both sides and a full-NAT IPv6 service at `VIP6` (a table of its own,
+/// so that the IPv4 modes' figures stay comparable with earlier runs).
+pub fn table_v6() -> Table {
+    let net: NetworkModel = toml::from_str(
+        r#"
+        local_addresses = ["fd01::fa", "fd01::fb", "fd01::fc", "fd01::fd"]
+        [[interface]]
+        name = "client"
+        addresses = ["fd00::1/64"]
+        [[interface]]
+        name = "backend"
+        addresses = ["fd01::1/64"]
+        "#,
+    )
+    .expect("bench network");
+    let network = Network::build(&net, &[LB_MAC, LB_MAC1]).expect("bench network");
+    let mut services = "[[service]]\nvip = \"fd02::101\"\nport = 80\nscheduler = \"mh\"\n".to_string();
+    for b in 0..BACKENDS {
+        services.push_str(&format!("[[service.backend]]\naddress = \"fd01::{:x}\"\nmode = \"fnat\"\n", 0x10 + b));
+    }
+    let model: ServicesModel = toml::from_str(&services).expect("bench services");
+    Table::build(&model, network, Limits::default(), None, 0).expect("bench table")
+}
+
+/// The address of IPv6 backend `b` (fd01::10 + b).
+fn backend6(b: u8) -> [u8; 16] {
+    [0xfd, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10 + b]
+}
+
+/// An Ethernet/IPv6/TCP frame from flow `i`'s client (fd00::i+2) to `VIP6`, 80 bytes.
+pub fn client_packet6(i: u32, flags: u8) -> Vec<u8> {
+    let mut src = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    src[12..].copy_from_slice(&(i + 2).to_be_bytes());
+    let port = 1024 + u16::try_from(i % 60000).unwrap_or(0);
+    let mut b = vec![0u8; 14 + 40 + 26];
+    ethernet::emit(&mut b, LB_MAC, MacAddr([2, 0, 0, 0, 0xc, 1]), EtherType::IPV6);
+    let repr =
+        ipv6::Repr { src, dst: VIP6, next_header: 6, payload_len: 26, hop_limit: 64, traffic_class: 0, flow_label: 0 };
+    ipv6::emit(&mut b[14..], &repr);
+    let mut t = tcp::Packet::new_unchecked(&mut b[54..]);
+    t.set_src_port(port);
+    t.set_dst_port(80);
+    t.set_seq(i);
+    t.set_header_len(20);
+    t.set_flags(flags);
+    t.set_window(65535);
+    t.fill_checksum(checksum::pseudo_v6(src, VIP6, 6, 26));
+    b
 }
 
 /// The reference: check the Ethernet, IPv4 and TCP headers and swap the MAC addresses.
@@ -226,12 +290,24 @@ pub struct Established {
 /// Opens `flows` connections of `mode` (a name in `MODES`) with one SYN each, in their own
 /// order; `None` for an unknown mode.
 pub fn established(mode: &str, flows: u32) -> Option<Established> {
+    if mode == "fnat6" {
+        return Some(established_v6(flows));
+    }
     let &(_, vip) = MODES.iter().find(|(m, _)| *m == mode)?;
     let table = table();
     let mut worker = worker(flows as usize);
     populate(&mut worker, &table, flows, vip);
     let acks = (0..flows).map(|i| client_packet(i, vip, tcp::flags::ACK)).collect();
     Some(Established { table, worker, acks, order: shuffled(flows, 7) })
+}
+
+/// `established` for the IPv6 full-NAT service of `table_v6`.
+fn established_v6(flows: u32) -> Established {
+    let table = table_v6();
+    let mut worker = worker_of(flows as usize, true, |b| (backend6(b), true));
+    populate_with(&mut worker, &table, flows, |i| client_packet6(i, tcp::flags::SYN));
+    let acks = (0..flows).map(|i| client_packet6(i, tcp::flags::ACK)).collect();
+    Established { table, worker, acks, order: shuffled(flows, 7) }
 }
 
 /// `lb_core::process_burst_with` and lb-dpdk's prefetch, as lbd's workers run it, for the
