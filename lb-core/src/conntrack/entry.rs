@@ -15,9 +15,9 @@ use super::table::{Conn, SynProxy};
 use crate::flow::FlowKey;
 use crate::service::Mode;
 
-/// The whole addresses of a connection whose keys are not plain IPv4: orig src, orig dst,
-/// reply src, reply dst.
-pub(super) type Wide = [[u8; 16]; 4];
+/// The whole addresses of a connection whose keys are not plain IPv4: the orig key's src and
+/// dst, then the reply key's.
+pub type Wide = [[[u8; 16]; 2]; 2];
 
 /// The SYN proxy's client ISN and the time the SYN last went to the backend.
 pub(super) type Handshake = [u32; 2];
@@ -96,7 +96,7 @@ impl Entry {
             progress: c.progress,
             synproxy: c.synproxy,
         };
-        let wide = (orig_wide || reply_wide).then_some([c.orig.src, c.orig.dst, c.reply.src, c.reply.dst]);
+        let wide = (orig_wide || reply_wide).then_some([[c.orig.src, c.orig.dst], [c.reply.src, c.reply.dst]]);
         (e, wide)
     }
 
@@ -104,7 +104,7 @@ impl Entry {
     pub(super) fn unpack(&self, wide: &Wide, handshake: Handshake) -> Conn {
         let key = |i: usize, wide_bit: u8, v6_bit: u8| {
             let (src, dst) = if self.flags & wide_bit != 0 {
-                (wide[i], wide[i + 1])
+                (wide[i / 2][0], wide[i / 2][1])
             } else {
                 (crate::flow::widen(self.addr4[i]), crate::flow::widen(self.addr4[i + 1]))
             };
@@ -156,7 +156,7 @@ impl Entry {
     /// Whether the key the entry holds in direction `reply` is `key`; `wide` is read only for
     /// a key whose addresses the entry does not hold whole.
     #[inline(always)]
-    pub(super) fn holds(&self, reply: bool, key: &FlowKey, wide: impl FnOnce() -> [[u8; 16]; 2]) -> bool {
+    pub(super) fn holds<'a>(&self, reply: bool, key: &FlowKey, wide: impl FnOnce() -> &'a [[u8; 16]; 2]) -> bool {
         let i = if reply { 2 } else { 0 };
         let (wide_bit, v6_bit) = if reply { (REPLY_WIDE, REPLY_V6) } else { (ORIG_WIDE, ORIG_V6) };
         if self.addr4[i] != [key.src[0], key.src[1], key.src[2], key.src[3]]
@@ -168,10 +168,17 @@ impl Entry {
             return false;
         }
         if self.flags & wide_bit != 0 {
-            wide() == [key.src, key.dst]
+            let [src, dst] = wide();
+            *src == key.src && *dst == key.dst
         } else {
             narrow_exactly(&key.src) && narrow_exactly(&key.dst)
         }
+    }
+
+    /// Whether the key of direction `reply` is IPv6.
+    #[inline(always)]
+    pub fn key_is_v6(&self, reply: bool) -> bool {
+        self.flags & if reply { REPLY_V6 } else { ORIG_V6 } != 0
     }
 
     /// Whether the SYN proxy's fields are in the side array.
@@ -266,7 +273,7 @@ mod tests {
         let c = sample();
         let (e, wide) = Entry::pack(&c);
         assert!(wide.is_none() && e.is_narrow());
-        assert_eq!(e.unpack(&[[0; 16]; 4], [77, 88]), c);
+        assert_eq!(e.unpack(&[[[0; 16]; 2]; 2], [77, 88]), c);
 
         let mut v6 = sample();
         v6.orig = FlowKey::v6([0x20; 16], [0x21; 16], 1, 2, ip_proto::UDP);
@@ -282,7 +289,7 @@ mod tests {
         c.orig = FlowKey::v6([0x20; 16], [0x21; 16], 1, 2, ip_proto::TCP);
         let (e, wide) = Entry::pack(&c);
         let wide = wide.unwrap();
-        let orig = || [wide[0], wide[1]];
+        let orig = || &wide[0];
         assert!(e.holds(false, &c.orig, orig));
         // The same first four bytes, another address: only the side array tells them apart.
         let mut other = c.orig;
@@ -297,7 +304,7 @@ mod tests {
         let plain = sample();
         let (e, wide) = Entry::pack(&plain);
         assert!(wide.is_none());
-        let never = || -> [[u8; 16]; 2] { unreachable!("a plain IPv4 key reads no side array") };
+        let never = || -> &[[u8; 16]; 2] { unreachable!("a plain IPv4 key reads no side array") };
         assert!(e.holds(false, &plain.orig, never) && e.holds(true, &plain.reply, never));
         let mut stray = plain.orig;
         stray.dst[9] = 1;
@@ -306,8 +313,8 @@ mod tests {
         c.orig = stray;
         let (e, wide) = Entry::pack(&c);
         let wide = wide.unwrap();
-        assert!(e.holds(false, &stray, || [wide[0], wide[1]]));
-        assert!(!e.holds(false, &plain.orig, || [wide[0], wide[1]]));
+        assert!(e.holds(false, &stray, || &wide[0]));
+        assert!(!e.holds(false, &plain.orig, || &wide[0]));
         assert_eq!(e.unpack(&wide, [77, 88]), c);
     }
 }

@@ -16,7 +16,7 @@ mod state;
 mod table;
 mod view;
 
-pub use entry::Entry;
+pub use entry::{Entry, Wide};
 pub use state::{Dir, TcpEvent, TcpState, Timeouts, tcp_transition};
 pub use table::{Conn, ConnId, ConnTable, InsertError, PROGRESS_BACKEND, PROGRESS_CLIENT, SavedConn, SynProxy};
-pub use view::{ConnView, Narrow};
+pub use view::{ConnView, EntryView, Narrow, WholeAddrs, WideView};

@@ -150,7 +150,7 @@ impl ConnTable {
         free.reverse();
         ConnTable {
             entries: vec![Entry::default(); capacity],
-            wide: vec![[[0; 16]; 4]; capacity],
+            wide: vec![[[[0; 16]; 2]; 2]; capacity],
             handshakes: vec![[0; 2]; capacity],
             deadlines: vec![NO_DEADLINE; capacity],
             free,
@@ -217,10 +217,7 @@ impl ConnTable {
             if s.hash == h {
                 let id = (s.entry >> 1) as usize;
                 let reply = s.entry & 1 == 1;
-                let wide = || {
-                    let w = &self.wide[id];
-                    if reply { [w[2], w[3]] } else { [w[0], w[1]] }
-                };
+                let wide = || &self.wide[id][usize::from(reply)];
                 if self.entries[id].holds(reply, key, wide) {
                     return Some((s.entry >> 1, if reply { Dir::Reply } else { Dir::Orig }));
                 }
@@ -268,12 +265,35 @@ impl ConnTable {
         }
     }
 
+    /// Starts loading (with a prefetching `P`) or loads the line of the side array's addresses
+    /// of the entry a slot refers to: an IPv6 key's lookup reads it.
+    #[inline(always)]
+    pub fn warm_addrs<P: Prefetch>(&self, entry: u32) {
+        if let Some(a) = self.wide.get((entry >> 1) as usize) {
+            if P::PREFETCHES {
+                P::line(a);
+            } else {
+                std::hint::black_box(a[0][0]);
+            }
+        }
+    }
+
     /// The connection with this id, whole.
     pub fn get(&self, id: ConnId) -> Conn {
         let i = id as usize;
         let e = &self.entries[i];
         let handshake = if e.has_handshake() { self.handshakes[i] } else { [0; 2] };
         e.unpack(&self.wide[i], handshake)
+    }
+
+    /// Connection `id`, one with a key that is not plain IPv4 (`Entry::narrow` gives the
+    /// others), as forwarding reads it: its entry and its side array's addresses; `None` for
+    /// a narrow one, whose side array is empty.
+    #[inline(always)]
+    pub fn wide_view(&self, id: ConnId) -> Option<crate::conntrack::WideView> {
+        let i = id as usize;
+        let e = &self.entries[i];
+        e.is_wide().then(|| e.with_addrs(&self.wide[i]))
     }
 
     /// The entry of connection `id`, as stored: what the established path reads in place.
@@ -416,7 +436,7 @@ impl ConnTable {
         let i = id as usize;
         self.entries[i].set_live(false);
         if self.entries[i].is_wide() {
-            self.wide[i] = [[0; 16]; 4];
+            self.wide[i] = [[[0; 16]; 2]; 2];
         }
         self.deadlines[i] = NO_DEADLINE;
         self.free.push(id);

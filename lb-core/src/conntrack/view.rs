@@ -2,7 +2,7 @@
 //! IPv4 keys, from its table entry in place (`Narrow`): the established path then copies one
 //! cache line instead of assembling a `Conn` (bench/RESULTS.md §1).
 
-use super::entry::Entry;
+use super::entry::{Entry, Wide};
 use super::state::{Dir, TcpState};
 use super::table::{Conn, SynProxy};
 use crate::flow::{FlowKey, widen};
@@ -106,70 +106,109 @@ impl ConnView for Conn {
     }
 }
 
-/// The entry of a connection whose keys are both plain IPv4, so that it holds every address
-/// whole (made only by `Entry::narrow`).
+/// Where an entry view finds its connection's whole addresses.
+pub trait WholeAddrs: Copy {
+    /// Address `i` (orig src, orig dst, reply src, reply dst) of the connection of `e`.
+    fn whole(&self, e: &Entry, i: usize) -> [u8; 16];
+}
+
+/// A connection whose keys are both plain IPv4: every address is in its entry.
+impl WholeAddrs for () {
+    #[inline(always)]
+    fn whole(&self, e: &Entry, i: usize) -> [u8; 16] {
+        widen(e.addr4(i))
+    }
+}
+
+/// A connection with a key that is not plain IPv4: its side array holds all four of its
+/// addresses whole (`Entry::pack`).
+impl WholeAddrs for Wide {
+    #[inline(always)]
+    fn whole(&self, _: &Entry, i: usize) -> [u8; 16] {
+        self[(i >> 1) & 1][i & 1]
+    }
+}
+
+/// A connection's entry as a `ConnView`, with what holds its whole addresses: nothing for one
+/// whose keys are plain IPv4 (`Narrow`, made by `Entry::narrow`), or a copy of its side array
+/// for any other (`WideView`, made by `ConnTable::wide_view`).
 #[derive(Clone, Copy)]
-pub struct Narrow(Entry);
+pub struct EntryView<A> {
+    e: Entry,
+    addrs: A,
+}
+
+/// The entry of a connection whose keys are both plain IPv4.
+pub type Narrow = EntryView<()>;
+
+/// The entry of a connection with a key that is not plain IPv4, with its side array.
+pub type WideView = EntryView<Wide>;
 
 impl Entry {
     /// This entry as a `ConnView`, when both its keys are plain IPv4.
     #[inline(always)]
     pub fn narrow(&self) -> Option<Narrow> {
-        self.is_narrow().then_some(Narrow(*self))
+        self.is_narrow().then_some(EntryView { e: *self, addrs: () })
+    }
+
+    /// This entry as a `ConnView`, with `wide`, the side array's addresses of its connection
+    /// (every entry that is not `is_narrow` has one).
+    pub(super) fn with_addrs(&self, wide: &Wide) -> WideView {
+        EntryView { e: *self, addrs: *wide }
     }
 }
 
-impl Narrow {
+impl<A: WholeAddrs> EntryView<A> {
     #[inline(always)]
     fn endpoint(&self, i: usize) -> ([u8; 16], u16) {
-        (widen(self.0.addr4(i)), self.0.port(i))
+        (self.addrs.whole(&self.e, i), self.e.port(i))
     }
 }
 
-impl ConnView for Narrow {
+impl<A: WholeAddrs> ConnView for EntryView<A> {
     #[inline(always)]
     fn mode(&self) -> Mode {
-        self.0.mode
+        self.e.mode
     }
     #[inline(always)]
     fn proto(&self) -> u8 {
-        self.0.proto
+        self.e.proto
     }
     #[inline(always)]
     fn state(&self) -> TcpState {
-        self.0.state
+        self.e.state
     }
     #[inline(always)]
     fn backend_id(&self) -> u32 {
-        self.0.backend_id
+        self.e.backend_id
     }
     #[inline(always)]
     fn service_id(&self) -> u32 {
-        self.0.service_id
+        self.e.service_id
     }
     #[inline(always)]
     fn expires_ms(&self) -> u64 {
-        self.0.expires_ms
+        self.e.expires_ms
     }
     #[inline(always)]
     fn acked(&self, dir: Dir) -> u32 {
-        self.0.acked[dir as usize]
+        self.e.acked[dir as usize]
     }
     #[inline(always)]
     fn synproxy(&self) -> SynProxy {
-        self.0.synproxy
+        self.e.synproxy
     }
     #[inline(always)]
     fn seq_delta(&self) -> u32 {
-        self.0.seq_delta
+        self.e.seq_delta
     }
     #[inline(always)]
     fn tunnel_port(&self) -> u16 {
-        self.0.tunnel_port
+        self.e.tunnel_port
     }
     #[inline(always)]
     fn tunnel_csum(&self) -> bool {
-        self.0.tunnel_csum()
+        self.e.tunnel_csum()
     }
     #[inline(always)]
     fn orig_src(&self) -> ([u8; 16], u16) {
@@ -189,16 +228,16 @@ impl ConnView for Narrow {
     }
     #[inline(always)]
     fn orig_v6(&self) -> bool {
-        false
+        self.e.key_is_v6(false)
     }
     #[inline(always)]
     fn reply_v6(&self) -> bool {
-        false
+        self.e.key_is_v6(true)
     }
     #[inline(always)]
     fn orig(&self) -> FlowKey {
         let ((src, src_port), (dst, dst_port)) = (self.endpoint(0), self.endpoint(1));
-        FlowKey { src, dst, src_port, dst_port, proto: self.0.proto, v6: false }
+        FlowKey { src, dst, src_port, dst_port, proto: self.e.proto, v6: self.orig_v6() }
     }
 }
 
@@ -229,18 +268,21 @@ mod tests {
         check_same(&n, &t.get(id));
         check_same(&n, &Conn { live: true, ..c });
 
-        // Any IPv6 key, or an IPv4 one with stray bytes, has no narrow view.
+        assert!(t.wide_view(id).is_none(), "a plain IPv4 connection has no side array");
+
+        // Any IPv6 key, or an IPv4 one with stray bytes, has no narrow view, and a wide one that
+        // reads as its connection, whichever of its keys is the wide one.
         let mut v6 = c;
         v6.orig = FlowKey::v6([0x20; 16], [0x21; 16], 1, 2, ip_proto::TCP);
         v6.reply.dst_port = 3;
-        let id = t.insert(v6).unwrap();
-        assert!(t.entry(id).narrow().is_none());
         let mut stray = c;
         stray.orig.src_port = 1;
         stray.reply.dst_port = 2;
         stray.reply.src[7] = 1;
-        let id = t.insert(stray).unwrap();
-        assert!(t.entry(id).narrow().is_none());
-        assert_eq!(t.get(id).reply.src[7], 1);
+        for wide in [v6, stray] {
+            let id = t.insert(wide).unwrap();
+            assert!(t.entry(id).narrow().is_none());
+            check_same(&t.wide_view(id).expect("a wide view"), &Conn { live: true, ..wide });
+        }
     }
 }

@@ -113,16 +113,19 @@ pub(super) fn established<F: Frame>(w: &mut Worker, t: &Table, f: &mut F, p: &Pa
         return None;
     }
     let (id, dir) = w.conns.lookup_hashed(&p.key, p.hash)?;
-    // A connection of plain IPv4 keys is read in place; others are assembled whole.
+    // A connection of plain IPv4 keys is read from its entry alone; others with their side
+    // array's addresses.
     match w.conns.entry(id).narrow() {
         Some(c) => forward(w, t, f, p, id, dir, &c, now_ms),
-        None => forward_whole(w, t, f, p, id, dir, now_ms),
+        None => forward_wide(w, t, f, p, id, dir, now_ms),
     }
 }
 
-// Out of line: the IPv4 case's loop stays as short as before.
-#[inline(never)]
-fn forward_whole<F: Frame>(
+/// `forward` for a connection with a key that is not plain IPv4. Inlined: out of line it cost
+/// IPv6 packets more than it saved IPv4 ones (bench/RESULTS.md §1).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn forward_wide<F: Frame>(
     w: &mut Worker,
     t: &Table,
     f: &mut F,
@@ -131,7 +134,7 @@ fn forward_whole<F: Frame>(
     dir: Dir,
     now_ms: u64,
 ) -> Option<Verdict> {
-    let c = w.conns.get(id);
+    let c = w.conns.wide_view(id)?;
     forward(w, t, f, p, id, dir, &c, now_ms)
 }
 

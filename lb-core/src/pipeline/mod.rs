@@ -404,19 +404,19 @@ fn process_group<P: Prefetch, F: Frame>(
     }
     let entries = touch_slots(w, &parsed);
     if P::PREFETCHES {
-        for &e in entries.iter().take(ENTRY_AHEAD) {
-            w.conns.prefetch_entry::<P>(e);
+        for (&e, p) in entries.iter().zip(&parsed).take(ENTRY_AHEAD) {
+            warm::<P>(w, e, p);
         }
     } else {
-        for &e in &entries {
-            w.conns.touch_entry(e);
+        for (&e, p) in entries.iter().zip(&parsed) {
+            warm::<P>(w, e, p);
         }
     }
     for (i, ((f, v), p)) in frames.iter_mut().zip(verdicts.iter_mut()).zip(&parsed).enumerate() {
         if P::PREFETCHES
-            && let Some(&e) = entries.get(i + ENTRY_AHEAD)
+            && let (Some(&e), Some(ahead)) = (entries.get(i + ENTRY_AHEAD), parsed.get(i + ENTRY_AHEAD))
         {
-            w.conns.prefetch_entry::<P>(e);
+            warm::<P>(w, e, ahead);
         }
         w.counters.rx_packets += 1;
         w.counters.rx_bytes += f.data().len() as u64;
@@ -455,6 +455,21 @@ fn touch_slots(w: &Worker, parsed: &[Option<fast::Parsed>]) -> [u32; WARM_GROUP]
         }
     }
     entries
+}
+
+/// Starts loading (a prefetching `P`) or loads the entry a slot named for packet `p`, and for an
+/// IPv6 packet the line of the table's side array that holds its connection's addresses,
+/// which its lookup reads.
+#[inline(always)]
+fn warm<P: Prefetch>(w: &Worker, entry: u32, p: &Option<fast::Parsed>) {
+    if P::PREFETCHES {
+        w.conns.prefetch_entry::<P>(entry);
+    } else {
+        w.conns.touch_entry(entry);
+    }
+    if p.is_some_and(|p| p.key.v6) {
+        w.conns.warm_addrs::<P>(entry);
+    }
 }
 
 const EMPTY_ENTRY: u32 = u32::MAX;
