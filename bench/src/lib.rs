@@ -23,8 +23,7 @@ pub const SYNPROXY_VIP: u8 = 105;
 /// Network: client side 10.0.0.0/8 on port 0 (clients are everywhere in it), backends on
 /// 172.16.0.0/24 on port 1, four full-NAT local addresses.
 pub fn table() -> Table {
-    let net: NetworkModel = toml::from_str(
-        r#"
+    let net = r#"
         local_addresses = ["172.16.0.250", "172.16.0.251", "172.16.0.252", "172.16.0.253"]
         [[interface]]
         name = "client"
@@ -32,10 +31,7 @@ pub fn table() -> Table {
         [[interface]]
         name = "backend"
         addresses = ["172.16.0.1/24"]
-        "#,
-    )
-    .expect("bench network");
-    let network = Network::build(&net, &[LB_MAC, LB_MAC1]).expect("bench network");
+        "#;
     let mut services = String::new();
     for (mode, vip) in MODES {
         services.push_str(&format!("[[service]]\nvip = \"192.168.0.{vip}\"\nport = 80\nscheduler = \"mh\"\n"));
@@ -50,7 +46,15 @@ pub fn table() -> Table {
     for b in 0..BACKENDS {
         services.push_str(&format!("[[service.backend]]\naddress = \"172.16.0.{}\"\nmode = \"nat\"\n", 10 + b));
     }
-    let model: ServicesModel = toml::from_str(&services).expect("bench services");
+    table_of(net, &services)
+}
+
+/// The table of the network and services configured by `net` and `services` (TOML), with the
+/// LB's two ports at `LB_MAC` and `LB_MAC1`.
+fn table_of(net: &str, services: &str) -> Table {
+    let net: NetworkModel = toml::from_str(net).expect("bench network");
+    let network = Network::build(&net, &[LB_MAC, LB_MAC1]).expect("bench network");
+    let model: ServicesModel = toml::from_str(services).expect("bench services");
     Table::build(&model, network, Limits::default(), None, 0).expect("bench table")
 }
 
@@ -210,8 +214,7 @@ pub const VIP6: [u8; 16] = [0xfd, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1];
 /// `table` with IPv6 on both sides and a full-NAT IPv6 service at `VIP6` (a table of its own,
 /// so that the IPv4 modes' figures stay comparable with earlier runs).
 pub fn table_v6() -> Table {
-    let net: NetworkModel = toml::from_str(
-        r#"
+    let net = r#"
         local_addresses = ["fd01::fa", "fd01::fb", "fd01::fc", "fd01::fd"]
         [[interface]]
         name = "client"
@@ -219,16 +222,12 @@ pub fn table_v6() -> Table {
         [[interface]]
         name = "backend"
         addresses = ["fd01::1/64"]
-        "#,
-    )
-    .expect("bench network");
-    let network = Network::build(&net, &[LB_MAC, LB_MAC1]).expect("bench network");
+        "#;
     let mut services = "[[service]]\nvip = \"fd02::101\"\nport = 80\nscheduler = \"mh\"\n".to_string();
     for b in 0..BACKENDS {
         services.push_str(&format!("[[service.backend]]\naddress = \"fd01::{:x}\"\nmode = \"fnat\"\n", 0x10 + b));
     }
-    let model: ServicesModel = toml::from_str(&services).expect("bench services");
-    Table::build(&model, network, Limits::default(), None, 0).expect("bench table")
+    table_of(net, &services)
 }
 
 /// The address of IPv6 backend `b` (fd01::10 + b).
