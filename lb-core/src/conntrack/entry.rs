@@ -59,6 +59,16 @@ pub struct Entry {
     pub synproxy: SynProxy,
 }
 
+/// `b` when `on`, else no bit.
+const fn bit(on: bool, b: u8) -> u8 {
+    if on { b } else { 0 }
+}
+
+/// Whether `c` has SYN proxy fields to keep in the side array.
+fn has_handshake(c: &Conn) -> bool {
+    c.client_isn != 0 || c.syn_sent_ms != 0
+}
+
 /// Whether `a` is an IPv4 address as `widen` makes it: four bytes, then zeros.
 #[inline(always)]
 fn narrow_exactly(a: &[u8; 16]) -> bool {
@@ -70,8 +80,7 @@ impl Entry {
     pub(super) fn pack(c: &Conn) -> (Entry, Option<Wide>) {
         let orig_wide = c.orig.v6 || !narrow_exactly(&c.orig.src) || !narrow_exactly(&c.orig.dst);
         let reply_wide = c.reply.v6 || !narrow_exactly(&c.reply.src) || !narrow_exactly(&c.reply.dst);
-        let bit = |on: bool, b: u8| if on { b } else { 0 };
-        let four = |a: &[u8; 16]| [a[0], a[1], a[2], a[3]];
+        let four = crate::flow::narrow;
         let e = Entry {
             expires_ms: c.expires_ms,
             acked: c.acked,
@@ -90,7 +99,7 @@ impl Entry {
                 | bit(c.reply_indexed, REPLY_INDEXED)
                 | bit(c.live, LIVE)
                 | bit(c.tunnel_csum, TUNNEL_CSUM)
-                | bit(c.client_isn != 0 || c.syn_sent_ms != 0, HANDSHAKE),
+                | bit(has_handshake(c), HANDSHAKE),
             mode: c.mode,
             state: c.state,
             progress: c.progress,
@@ -143,10 +152,9 @@ impl Entry {
         self.synced_ms = c.synced_ms;
         self.seq_delta = c.seq_delta;
         self.tunnel_port = c.tunnel_port;
-        let bit = |on: bool, b: u8| if on { b } else { 0 };
         self.flags = (self.flags & !(TUNNEL_CSUM | HANDSHAKE))
             | bit(c.tunnel_csum, TUNNEL_CSUM)
-            | bit(c.client_isn != 0 || c.syn_sent_ms != 0, HANDSHAKE);
+            | bit(has_handshake(c), HANDSHAKE);
         self.mode = c.mode;
         self.state = c.state;
         self.progress = c.progress;
@@ -159,8 +167,8 @@ impl Entry {
     pub(super) fn holds<'a>(&self, reply: bool, key: &FlowKey, wide: impl FnOnce() -> &'a [[u8; 16]; 2]) -> bool {
         let i = if reply { 2 } else { 0 };
         let (wide_bit, v6_bit) = if reply { (REPLY_WIDE, REPLY_V6) } else { (ORIG_WIDE, ORIG_V6) };
-        if self.addr4[i] != [key.src[0], key.src[1], key.src[2], key.src[3]]
-            || self.addr4[i + 1] != [key.dst[0], key.dst[1], key.dst[2], key.dst[3]]
+        if self.addr4[i] != crate::flow::narrow(&key.src)
+            || self.addr4[i + 1] != crate::flow::narrow(&key.dst)
             || [self.ports[i], self.ports[i + 1]] != [key.src_port, key.dst_port]
             || self.proto != key.proto
             || (self.flags & v6_bit != 0) != key.v6
@@ -196,7 +204,7 @@ impl Entry {
     }
 
     pub(super) fn set_live(&mut self, live: bool) {
-        self.flags = (self.flags & !LIVE) | if live { LIVE } else { 0 };
+        self.flags = (self.flags & !LIVE) | bit(live, LIVE);
     }
 
     pub fn reply_indexed(&self) -> bool {
