@@ -377,10 +377,9 @@ impl ConnTable {
         self.index[i] = Slot { hash: h, entry };
     }
 
-    fn index_remove(&mut self, entry: u32) {
-        let c = self.get(entry >> 1);
-        let key = if entry & 1 == 1 { c.reply } else { c.orig };
-        let mut i = Self::hash(&key) as usize & self.mask;
+    /// Takes `key`, the key of entry reference `entry`, out of the index.
+    fn index_remove(&mut self, key: &FlowKey, entry: u32) {
+        let mut i = Self::hash(key) as usize & self.mask;
         while self.index[i].entry != entry {
             if self.index[i].entry == EMPTY {
                 return;
@@ -426,9 +425,9 @@ impl ConnTable {
         if !c.live {
             return c;
         }
-        self.index_remove(id << 1);
+        self.index_remove(&c.orig, id << 1);
         if c.reply_indexed {
-            self.index_remove((id << 1) | 1);
+            self.index_remove(&c.reply, (id << 1) | 1);
         }
         if c.is_embryonic() {
             self.embryonic -= 1;
