@@ -248,32 +248,29 @@ impl ConnTable {
         EMPTY
     }
 
-    /// Loads the cache line of the entry a slot refers to. One load and nothing else: the
-    /// shorter the warm-up loop, the more of a group's misses the core has in flight at once.
-    #[inline]
-    pub fn touch_entry(&self, entry: u32) {
-        if let Some(e) = self.entries.get((entry >> 1) as usize) {
-            std::hint::black_box(e.proto);
-        }
-    }
-
-    /// `touch_entry` with a prefetch: starts loading the same line without waiting.
+    /// Starts loading (with a prefetching `P`) or loads the cache line of the entry a slot
+    /// refers to. One instruction (a prefetch or a one-byte load) and nothing else: the shorter
+    /// the warm-up loop, the more of a group's misses the core has in flight at once.
     #[inline(always)]
-    pub fn prefetch_entry<P: Prefetch>(&self, entry: u32) {
+    pub fn warm_entry<P: Prefetch>(&self, entry: u32) {
         if let Some(e) = self.entries.get((entry >> 1) as usize) {
-            P::line(e);
+            if P::PREFETCHES {
+                P::line(e);
+            } else {
+                std::hint::black_box(e.proto);
+            }
         }
     }
 
-    /// Starts loading (with a prefetching `P`) or loads the line of the side array's addresses
-    /// of the entry a slot refers to: an IPv6 key's lookup reads it.
+    /// `warm_entry` for the line of the side array's addresses of the entry a slot refers to:
+    /// an IPv6 key's lookup reads it.
     #[inline(always)]
     pub fn warm_addrs<P: Prefetch>(&self, entry: u32) {
         if let Some(a) = self.wide.get((entry >> 1) as usize) {
             if P::PREFETCHES {
                 P::line(a);
             } else {
-                std::hint::black_box(a[0][0]);
+                std::hint::black_box(a[0][0][0]);
             }
         }
     }

@@ -462,11 +462,7 @@ fn touch_slots(w: &Worker, parsed: &[Option<fast::Parsed>]) -> [u32; WARM_GROUP]
 /// which its lookup reads.
 #[inline(always)]
 fn warm<P: Prefetch>(w: &Worker, entry: u32, p: &Option<fast::Parsed>) {
-    if P::PREFETCHES {
-        w.conns.prefetch_entry::<P>(entry);
-    } else {
-        w.conns.touch_entry(entry);
-    }
+    w.conns.warm_entry::<P>(entry);
     if p.is_some_and(|p| p.key.v6) {
         w.conns.warm_addrs::<P>(entry);
     }
