@@ -226,7 +226,7 @@ impl ConnTable {
         }
     }
 
-    /// Where `key`'s search starts: its hash and home slot. `touch_slot` and `touch_entry` load
+    /// Where `key`'s search starts: its hash and home slot. `touch_slot` and `warm_entry` load
     /// what `lookup` will read, so a burst can start all of its cache misses before using any.
     #[inline]
     pub fn home(&self, key: &FlowKey) -> (u32, usize) {
@@ -236,7 +236,7 @@ impl ConnTable {
 
     /// Loads the index from a home slot on and returns the entry reference of the first slot
     /// holding `hash` (a few slots at most: the rest of the probe run is `lookup`'s), for
-    /// `touch_entry`; `u32::MAX` when there is none.
+    /// `warm_entry`; `u32::MAX` when there is none.
     #[inline]
     pub fn touch_slot(&self, hash: u32, slot: usize) -> u32 {
         for i in 0..WARM_PROBE {
