@@ -283,14 +283,13 @@ impl ConnTable {
         e.unpack(&self.wide[i], handshake)
     }
 
-    /// Connection `id`, one with a key that is not plain IPv4 (`Entry::narrow` gives the
-    /// others), as forwarding reads it: its entry and its side array's addresses; `None` for
-    /// a narrow one, whose side array is empty.
+    /// Connection `id`, one with a key that is not plain IPv4 (not `Entry::is_narrow`;
+    /// `Entry::narrow` gives the others), as forwarding reads it: its entry and its side
+    /// array's addresses.
     #[inline(always)]
-    pub fn wide_view(&self, id: ConnId) -> Option<crate::conntrack::WideView> {
+    pub(crate) fn wide_view(&self, id: ConnId) -> crate::conntrack::WideView {
         let i = id as usize;
-        let e = &self.entries[i];
-        e.is_wide().then(|| e.with_addrs(&self.wide[i]))
+        self.entries[i].with_addrs(&self.wide[i])
     }
 
     /// The entry of connection `id`, as stored: what the established path reads in place.

@@ -115,9 +115,12 @@ pub(super) fn established<F: Frame>(w: &mut Worker, t: &Table, f: &mut F, p: &Pa
     let (id, dir) = w.conns.lookup_hashed(&p.key, p.hash)?;
     // A connection of plain IPv4 keys is read from its entry alone; others with their side
     // array's addresses.
-    match w.conns.entry(id).narrow() {
-        Some(c) => forward(w, t, f, p, id, dir, &c, now_ms),
-        None => forward_wide(w, t, f, p, id, dir, now_ms),
+    let e = w.conns.entry(id);
+    if e.is_narrow() {
+        let c = e.narrow();
+        forward(w, t, f, p, id, dir, &c, now_ms)
+    } else {
+        forward_wide(w, t, f, p, id, dir, now_ms)
     }
 }
 
@@ -134,7 +137,7 @@ fn forward_wide<F: Frame>(
     dir: Dir,
     now_ms: u64,
 ) -> Option<Verdict> {
-    let c = w.conns.wide_view(id)?;
+    let c = w.conns.wide_view(id);
     forward(w, t, f, p, id, dir, &c, now_ms)
 }
 
