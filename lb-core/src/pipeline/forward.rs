@@ -130,7 +130,10 @@ pub(super) fn l4_checksum_ok(f: &impl Frame, ip: &Ip, verify: bool) -> bool {
     let seg = &d[ip.l4..ip.l3 + ip.total];
     let len = u32::try_from(seg.len()).unwrap_or(u32::MAX);
     let pseudo = if ip.v6 {
-        checksum::pseudo_v6(get_array(d, ip.l3 + 8), get_array(d, ip.l3 + 24), ip.proto, len)
+        let Some(addrs) = d.get(ip.l3 + 8..ip.l3 + 40).and_then(|a| <&[u8; 32]>::try_from(a).ok()) else {
+            return false;
+        };
+        checksum::pseudo_v6_in_place(addrs, ip.proto, len)
     } else {
         if ip.proto == ip_proto::UDP && get_u16(seg, udp::CHECKSUM_OFFSET) == 0 {
             return true;

@@ -114,6 +114,14 @@ pub fn pseudo_v4(src: [u8; 4], dst: [u8; 4], proto: u8, len: u16) -> u32 {
     (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + u32::from(proto) + u32::from(len)
 }
 
+/// `pseudo_v6` of the addresses as they lie in an IPv6 header (its bytes 8..40, source then
+/// destination), summed in place: copying them out to pass them by value cost more than the
+/// sum (bench/RESULTS.md §1).
+#[inline]
+pub fn pseudo_v6_in_place(addrs: &[u8; 32], proto: u8, len: u32) -> u32 {
+    u32::from(sum_words(addrs)).wrapping_add(len >> 16).wrapping_add(len & 0xffff).wrapping_add(u32::from(proto))
+}
+
 /// Pseudo-header sum for IPv6 (RFC 8200 §8.1).
 pub fn pseudo_v6(src: [u8; 16], dst: [u8; 16], proto: u8, len: u32) -> u32 {
     let acc = sum(0, &src);
@@ -195,6 +203,26 @@ mod tests {
         }
         assert_eq!(sum_words(&[0xff; 8]), 0xffff);
         assert_eq!(sum_words(&[0; 8]), 0);
+    }
+
+    #[test]
+    fn the_in_place_pseudo_header_is_the_pseudo_header() {
+        let mut x = 0x9e37_79b9u32;
+        for len in [0, 1, 20, 0xffff, 0x1_0001, u32::MAX] {
+            let mut addrs = [0u8; 32];
+            for b in &mut addrs {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                *b = x.to_le_bytes()[0];
+            }
+            for proto in [6, 17, 58] {
+                let (src, dst) = (crate::wire::get_array(&addrs, 0), crate::wire::get_array(&addrs, 16));
+                let whole = pseudo_v6(src, dst, proto, len);
+                assert_eq!(fold(pseudo_v6_in_place(&addrs, proto, len)), fold(whole), "{addrs:?} {proto} {len}");
+            }
+        }
+        assert_eq!(fold(pseudo_v6_in_place(&[0xff; 32], 0, 0)), 0xffff);
     }
 
     #[test]
