@@ -18,7 +18,7 @@ use crate::conntrack::{ConnId, ConnView, Dir, SynProxy, TcpEvent, tcp_transition
 use crate::flow::FlowKey;
 use crate::rewrite::Layout;
 use crate::service::{Mode, Table};
-use crate::wire::{EtherType, checksum, get_array, get_u16, ip_proto, tcp};
+use crate::wire::{EtherType, array_at, checksum, get_array, get_u16, ip_proto, tcp};
 
 /// What `parse` found in a qualifying frame.
 #[derive(Clone, Copy)]
@@ -52,7 +52,7 @@ pub(super) fn parse<F: Frame>(w: &Worker, t: &Table, f: &F) -> Option<Parsed> {
     }
     let (src, dst, proto, total, l4, v6, dont_frag) = match get_u16(d, 12) {
         EtherType::IPV4 => {
-            let ip: &[u8; 20] = d.get(L3..L3 + 20)?.try_into().ok()?;
+            let ip: &[u8; 20] = array_at(d, L3)?;
             let total = usize::from(get_u16(ip, 2));
             // Version 4, no options, not a fragment, a whole datagram, a good header checksum.
             if ip[0] != 0x45 || total < 20 || d.len() < L3 + total || get_u16(ip, 6) & 0x3fff != 0 {

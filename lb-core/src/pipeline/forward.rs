@@ -12,7 +12,7 @@ use crate::frag::FragKey;
 use crate::rewrite::Layout;
 use crate::sched::{self, Load};
 use crate::service::{Mode, Service, Table};
-use crate::wire::{Error as WireError, checksum, get_array, get_u16, get_u32, ip_proto, tcp, udp};
+use crate::wire::{Error as WireError, array_at, checksum, get_array, get_u16, get_u32, ip_proto, tcp, udp};
 
 /// What the IP layer found.
 #[derive(Clone, Copy)]
@@ -130,7 +130,7 @@ pub(super) fn l4_checksum_ok(f: &impl Frame, ip: &Ip, verify: bool) -> bool {
     let seg = &d[ip.l4..ip.l3 + ip.total];
     let len = u32::try_from(seg.len()).unwrap_or(u32::MAX);
     let pseudo = if ip.v6 {
-        let Some(addrs) = d.get(ip.l3 + 8..ip.l3 + 40).and_then(|a| <&[u8; 32]>::try_from(a).ok()) else {
+        let Some(addrs) = array_at(d, ip.l3 + 8) else {
             return false;
         };
         checksum::pseudo_v6_in_place(addrs, ip.proto, len)

@@ -73,7 +73,7 @@ pub fn sum_short(data: &[u8], start: usize, end: usize) -> Option<u16> {
     if len > 32 || len % 2 != 0 || end < 32 {
         return None;
     }
-    let window: &[u8; 32] = data.get(end - 32..end)?.try_into().ok()?;
+    let window: &[u8; 32] = super::array_at(data, end - 32)?;
     // The first 32 - len bytes of the window are not the segment's.
     let mask = &SHORT_MASKS[32 - len];
     let mut wide = 0u64;

@@ -88,8 +88,28 @@ pub(crate) fn get_array<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     out
 }
 
+/// The `N` bytes of `b` from `at` in place, or `None` when `b` is shorter.
+#[inline]
+pub(crate) fn array_at<const N: usize>(b: &[u8], at: usize) -> Option<&[u8; N]> {
+    b.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
 pub use ethernet::{EtherType, Frame as EthernetFrame, MacAddr};
 pub use ipv4::Packet as Ipv4Packet;
 pub use ipv6::Packet as Ipv6Packet;
 pub use tcp::Packet as TcpPacket;
 pub use udp::Packet as UdpPacket;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_at_borrows_in_place_or_refuses_a_short_buffer() {
+        let b = [1u8, 2, 3, 4, 5];
+        assert_eq!(array_at::<2>(&b, 3), Some(&[4, 5]));
+        assert_eq!(array_at::<5>(&b, 0), Some(&b));
+        assert_eq!(array_at::<2>(&b, 4), None);
+        assert_eq!(array_at::<1>(&b, usize::MAX), None);
+    }
+}
