@@ -114,31 +114,16 @@ pub(super) fn established<F: Frame>(w: &mut Worker, t: &Table, f: &mut F, p: &Pa
     }
     let (id, dir) = w.conns.lookup_hashed(&p.key, p.hash)?;
     // A connection of plain IPv4 keys is read from its entry alone; others with their side
-    // array's addresses.
+    // array's addresses. Both inlined: the wide case out of line cost IPv6 packets more than
+    // it saved IPv4 ones (bench/RESULTS.md §1).
     let e = w.conns.entry(id);
     if e.is_narrow() {
         let c = e.narrow();
         forward(w, t, f, p, id, dir, &c, now_ms)
     } else {
-        forward_wide(w, t, f, p, id, dir, now_ms)
+        let c = w.conns.wide_view(id);
+        forward(w, t, f, p, id, dir, &c, now_ms)
     }
-}
-
-/// `forward` for a connection with a key that is not plain IPv4. Inlined: out of line it cost
-/// IPv6 packets more than it saved IPv4 ones (bench/RESULTS.md §1).
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn forward_wide<F: Frame>(
-    w: &mut Worker,
-    t: &Table,
-    f: &mut F,
-    p: &Parsed,
-    id: ConnId,
-    dir: Dir,
-    now_ms: u64,
-) -> Option<Verdict> {
-    let c = w.conns.wide_view(id);
-    forward(w, t, f, p, id, dir, &c, now_ms)
 }
 
 /// `established` once its connection is found: `c` is connection `id`, which `p` travels
