@@ -89,12 +89,11 @@ pub fn sum_short(data: &[u8], start: usize, end: usize) -> Option<u16> {
 /// first leaves at most 0x1fffe), so there is no loop and no branch.
 #[inline]
 pub fn fold(acc: u32) -> u16 {
-    let acc = (acc & 0xffff) + (acc >> 16);
-    let acc = (acc & 0xffff) + (acc >> 16);
-    // Two folds leave at most 16 bits.
+    // The halves' sum with its carry added back (an add and an add-with-carry); that cannot
+    // carry again, since a carry leaves at most 0xfffe.
     #[allow(clippy::cast_possible_truncation)]
-    let folded = acc as u16;
-    folded
+    let (sum, carry) = (acc as u16).overflowing_add((acc >> 16) as u16);
+    sum + u16::from(carry)
 }
 
 /// The checksum field value for `data` (the one's complement of its one's-complement sum).
@@ -151,12 +150,10 @@ pub fn update_bytes(check: u16, old: &[u8], new: &[u8]) -> u16 {
 /// Folds a 64-bit one's-complement accumulator to 16 bits.
 #[inline]
 pub fn fold64(acc: u64) -> u16 {
-    let acc = (acc & 0xffff_ffff) + (acc >> 32);
-    let acc = (acc & 0xffff_ffff) + (acc >> 32);
-    // Two folds of a 64-bit value leave at most 32 bits.
+    // As `fold`, from 64 bits to 32 first.
     #[allow(clippy::cast_possible_truncation)]
-    let acc = acc as u32;
-    fold(acc)
+    let (sum, carry) = (acc as u32).overflowing_add((acc >> 32) as u32);
+    fold(sum + u32::from(carry))
 }
 
 /// The RFC 1624 difference Σ(¬old + new) of bytes that changed from `old` to `new`, summed as
@@ -262,18 +259,28 @@ mod tests {
     }
 
     #[test]
-    fn two_folds_equal_folding_until_it_fits() {
-        let looped = |mut a: u32| {
+    fn folds_equal_folding_until_it_fits() {
+        let looped = |mut a: u64| {
             while a > 0xffff {
                 a = (a & 0xffff) + (a >> 16);
             }
             a
         };
-        for a in [0, 1, 0xffff, 0x1_0000, 0x1fffe, 0x1ffff, 0xffff_0000, 0xfffe_ffff, u32::MAX]
-            .into_iter()
-            .chain((0..64).map(|i| 0x9e37_79b9u32.wrapping_mul(i)))
-        {
-            assert_eq!(u32::from(fold(a)), looped(a), "{a:#x}");
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let random = std::iter::repeat_with(move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        });
+        let edges = [0, 1, 0xffff, 0x1_0000, 0x1fffe, 0x1ffff, 0xffff_0000, 0xfffe_ffff, 0xffff_ffff];
+        for a in edges.into_iter().chain(random.map(|r| r >> 32).take(100_000)) {
+            let a = u32::try_from(a).unwrap_or(u32::MAX);
+            assert_eq!(u64::from(fold(a)), looped(u64::from(a)), "{a:#x}");
+        }
+        let edges64 = [0x1_0000_0000, 0x1_ffff_fffe, 0xffff_ffff_ffff_ffff, 0xffff_ffff_0000_0001];
+        for a in edges.into_iter().chain(edges64).chain(random.take(100_000)) {
+            assert_eq!(u64::from(fold64(a)), looped(a), "{a:#x}");
         }
     }
 
