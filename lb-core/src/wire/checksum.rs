@@ -76,10 +76,13 @@ pub fn sum_short(data: &[u8], start: usize, end: usize) -> Option<u16> {
     let window: &[u8; 32] = super::array_at(data, end - 32)?;
     // The first 32 - len bytes of the window are not the segment's.
     let mask = &SHORT_MASKS[32 - len];
+    // 64-bit words summed with end-around carry (RFC 1071 §2): an add and an add-with-carry
+    // each.
     let mut wide = 0u64;
     for (c, m) in window.chunks_exact(8).zip(mask) {
         let kept = u64::from_le_bytes(super::get_array(c, 0)) & m;
-        wide += (kept & 0xffff_ffff) + (kept >> 32);
+        let (sum, carry) = wide.overflowing_add(kept);
+        wide = sum + u64::from(carry);
     }
     // Little-endian words sum to the byte-swapped sum (RFC 1071 §2).
     Some(fold64(wide).swap_bytes())
