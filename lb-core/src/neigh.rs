@@ -582,6 +582,48 @@ impl NeighTable {
         self.resolve_seen(seen, addr, v6, now_ms)
     }
 
+    /// The MAC of next hop `addr` when `memo` remembers its slot unchanged and forwarding
+    /// through it changes nothing: a static entry, or a reachable one used within the second
+    /// and, for a packet that confirms it (`confirm`), confirmed recently. That is the answer
+    /// `resolve_memo` then `confirm` give, in the case where neither writes; `None` (for them
+    /// to decide) in every other. Small enough to inline into the packet path, which then calls
+    /// them only when something is due.
+    #[inline(always)]
+    pub fn ready_unchanged(
+        &self,
+        memo: &NeighMemo,
+        addr: &[u8; 16],
+        v6: bool,
+        confirm: bool,
+        now_ms: u64,
+    ) -> Option<MacAddr> {
+        let way = &memo.ways[NeighMemo::way(addr)];
+        if way.addr != *addr || way.v6 != v6 {
+            return None;
+        }
+        let meta = self.meta_if_unchanged(way.slot as usize, way.seq)?;
+        if meta & VALID == 0 {
+            return None;
+        }
+        if meta & STATIC == 0 {
+            let s = &self.slots[way.slot as usize];
+            let confirmed = s.confirmed_ms.load(Ordering::Relaxed);
+            // As `resolve_seen` would leave it: used this second, and neither INCOMPLETE,
+            // DELAY nor PROBE (their timers) nor stale (it would start DELAY).
+            if now_ms.saturating_sub(s.used_ms.load(Ordering::Relaxed)) >= 1000
+                || matches!(nud_state(s.state.load(Ordering::Relaxed)), ST_INCOMPLETE | ST_DELAY | ST_PROBE)
+                || self.stale(confirmed, now_ms)
+            {
+                return None;
+            }
+            // As `confirm` would leave it.
+            if confirm && (confirmed == 0 || now_ms.saturating_sub(confirmed) >= self.params.reachable_ms / 8) {
+                return None;
+            }
+        }
+        Some(unpack(meta).0)
+    }
+
     /// `resolve` once the entry for `addr` was found.
     #[inline(always)]
     fn resolve_seen(&self, seen: Seen, addr: &[u8; 16], v6: bool, now_ms: u64) -> Resolution {
@@ -905,6 +947,102 @@ mod tests {
             }
             assert_eq!(plain.entries(now), memoed.entries(now), "step {step}");
         }
+    }
+
+    /// Every field of every slot, to see whether a step wrote anything.
+    fn raw(t: &NeighTable) -> Vec<[u64; 7]> {
+        let r = Ordering::Relaxed;
+        t.slots
+            .iter()
+            .map(|s| {
+                let a = |i: usize| u64::from(s.addr[i].load(r));
+                [
+                    u64::from(s.seq.load(r)),
+                    a(0) << 32 | a(1),
+                    a(2) << 32 | a(3),
+                    s.meta.load(r) ^ s.updated_ms.load(r).rotate_left(17),
+                    s.confirmed_ms.load(r),
+                    s.used_ms.load(r),
+                    s.state.load(r),
+                ]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ready_unchanged_answers_only_when_resolving_would_write_nothing() {
+        // Two tables given the same claims over time. One forwards as `send_via` does (the
+        // inlined check, then `resolve_memo` and `confirm` when it declines), the other always
+        // through `resolve_memo` and `confirm`: the same answers and the same slots, bit for
+        // bit. And whenever the check answers, the full path writes nothing.
+        // Reachable for 2 s, so that entries go stale while in use every second.
+        let short = || NeighTable::new(NeighParams { capacity: 64, reachable_ms: 2_000, ..Default::default() });
+        let (fast, full) = (short(), short());
+        let (mut fast_memo, mut full_memo) = (NeighMemo::new(), NeighMemo::new());
+        let addrs = [widen([10, 0, 0, 7]), widen([10, 0, 1, 7]), widen([10, 0, 0, 9]), widen([10, 0, 0, 20])];
+        for t in [&fast, &full] {
+            t.insert_static(&addrs[3], false, A, 1);
+        }
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut now = 0;
+        let (mut answered, mut declined) = (0, 0);
+        for step in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let a = &addrs[(seed % 4) as usize];
+            now += [0, 1, 300, 1_200, 6_000, 40_000][((seed >> 8) % 6) as usize];
+            let confirm = seed >> 48 & 1 == 1;
+            match (seed >> 16) % 6 {
+                0 => {
+                    let mac = if seed >> 24 & 1 == 0 { A } else { EVIL };
+                    let kind = [Claim::Solicited, Claim::Unsolicited, Claim::Request][((seed >> 32) % 3) as usize];
+                    for t in [&fast, &full] {
+                        t.claim(a, false, mac, 1, kind, now);
+                    }
+                }
+                1 if seed >> 40 & 0xf == 0 => assert_eq!(fast.flush(), full.flush()),
+                _ => {
+                    let forward = |t: &NeighTable, memo: &mut NeighMemo| {
+                        let r = t.resolve_memo(memo, a, false, now);
+                        if let (Resolution::Ready { mac, slot, .. }, true) = (r, confirm) {
+                            t.confirm(slot, mac, now);
+                        }
+                        r
+                    };
+                    let before = raw(&full);
+                    let expected = forward(&full, &mut full_memo);
+                    match fast.ready_unchanged(&fast_memo, a, false, confirm, now) {
+                        Some(mac) => {
+                            assert!(matches!(expected, Resolution::Ready { mac: m, .. } if m == mac), "step {step}");
+                            assert_eq!(raw(&full), before, "step {step}: the full path wrote");
+                            answered += 1;
+                        }
+                        None => {
+                            assert_eq!(forward(&fast, &mut fast_memo), expected, "step {step}");
+                            declined += 1;
+                        }
+                    }
+                }
+            }
+            assert_eq!(raw(&fast), raw(&full), "step {step}");
+        }
+        assert!(answered > 1000 && declined > 1000, "{answered} answered, {declined} declined");
+    }
+
+    #[test]
+    fn ready_unchanged_declines_an_entry_that_went_stale_in_use() {
+        // Learned at 0.1 s, used at 1.5 s (while reachable), then at 2.2 s: used within the
+        // second, but past its reachable time, which `resolve_memo` answers by starting DELAY.
+        let t = NeighTable::new(NeighParams { capacity: 64, reachable_ms: 2_000, ..Default::default() });
+        let mut memo = NeighMemo::new();
+        let a = widen([10, 0, 0, 7]);
+        assert!(t.learn(&a, false, A, 1, 100));
+        assert!(matches!(t.resolve_memo(&mut memo, &a, false, 1_500), Resolution::Ready { .. }));
+        assert_eq!(t.ready_unchanged(&memo, &a, false, false, 1_800), Some(A));
+        assert_eq!(t.ready_unchanged(&memo, &a, false, false, 2_200), None);
+        assert!(matches!(t.resolve_memo(&mut memo, &a, false, 2_200), Resolution::Ready { .. }));
+        assert_eq!(state(&t, &a, 2_200), State::Delay);
     }
 
     #[test]

@@ -287,7 +287,31 @@ fn write_request(
 /// for one address are rate-limited by its INCOMPLETE entry). `confirm` says the connection saw
 /// forward progress from this hop: the entry is confirmed reachable.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub(super) fn send_via(
+    w: &mut Worker,
+    t: &Table,
+    f: &mut impl Frame,
+    port: u16,
+    hop: &[u8; 16],
+    v6: bool,
+    confirm: bool,
+    now_ms: u64,
+) -> Verdict {
+    // Nearly every packet: a remembered hop whose entry needs nothing done. The rest, out of
+    // line, so that the packet path does not carry the state machine's registers.
+    if let Some(to) = w.neigh.ready_unchanged(&w.neigh_memo, hop, v6, confirm, now_ms) {
+        set_macs(f.data_mut(), to, port_mac(t, port));
+        return Verdict::Tx(port);
+    }
+    resolve_and_send(w, t, f, port, hop, v6, confirm, now_ms)
+}
+
+/// `send_via` when the next hop's entry may need something done: resolution, a state change,
+/// a confirmation, a probe or a request.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn resolve_and_send(
     w: &mut Worker,
     t: &Table,
     f: &mut impl Frame,
