@@ -42,30 +42,35 @@ pub const DATA_ROOM: usize = 2048;
 /// A frame in a `Vec<u8>` with mbuf-like headroom and tailroom.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VecFrame {
+    /// Headroom, then the packet to the end of the vector: the packet is `buf[start..]`, one
+    /// bounds check where `start..end` took two (the pipeline reads a packet's bytes a dozen
+    /// times, and an mbuf's are a pointer and a length). Never grows past `room`, so it never
+    /// reallocates.
     buf: Vec<u8>,
     start: usize,
-    end: usize,
+    room: usize,
     port: u16,
 }
 
 impl VecFrame {
     /// A frame holding `bytes`, received on `port`.
     pub fn new(bytes: &[u8], port: u16) -> Self {
-        let mut buf = vec![0u8; HEADROOM + DATA_ROOM.max(bytes.len())];
-        buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
-        VecFrame { buf, start: HEADROOM, end: HEADROOM + bytes.len(), port }
+        let room = HEADROOM + DATA_ROOM.max(bytes.len());
+        let mut buf = Vec::with_capacity(room);
+        buf.resize(HEADROOM, 0);
+        buf.extend_from_slice(bytes);
+        VecFrame { buf, start: HEADROOM, room, port }
     }
 
     /// Reuses the frame for `bytes` with the full headroom back, as a fresh mbuf from RX has.
     /// Returns false (and leaves the frame empty) when `bytes` does not fit.
     pub fn reset(&mut self, bytes: &[u8]) -> bool {
         self.start = HEADROOM;
-        self.end = HEADROOM;
-        if HEADROOM + bytes.len() > self.buf.len() {
+        self.buf.resize(HEADROOM, 0);
+        if HEADROOM + bytes.len() > self.room {
             return false;
         }
-        self.end = HEADROOM + bytes.len();
-        self.buf[HEADROOM..self.end].copy_from_slice(bytes);
+        self.buf.extend_from_slice(bytes);
         true
     }
 }
@@ -74,11 +79,11 @@ impl VecFrame {
 impl Frame for VecFrame {
     #[inline]
     fn data(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        &self.buf[self.start..]
     }
     #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.start..self.end]
+        &mut self.buf[self.start..]
     }
     #[inline]
     fn prepend(&mut self, n: usize) -> bool {
@@ -88,12 +93,13 @@ impl Frame for VecFrame {
         self.start -= n;
         true
     }
+    /// Bytes it adds at the tail are zero.
     #[inline]
     fn set_len(&mut self, len: usize) -> bool {
-        if self.start + len > self.buf.len() {
+        if self.start + len > self.room {
             return false;
         }
-        self.end = self.start + len;
+        self.buf.resize(self.start + len, 0);
         true
     }
     #[inline]
@@ -102,7 +108,7 @@ impl Frame for VecFrame {
     }
     #[inline]
     fn adj(&mut self, n: usize) -> bool {
-        if self.start + n > self.end {
+        if self.start + n > self.buf.len() {
             return false;
         }
         self.start += n;
