@@ -226,19 +226,19 @@ impl ConnTable {
         }
     }
 
-    /// Where `key`'s search starts: its hash and home slot. `touch_slot` and `warm_entry` load
-    /// what `lookup` will read, so a burst can start all of its cache misses before using any.
+    /// `key`'s hash, where its search starts. `touch_slot` and `warm_entry` load what `lookup`
+    /// will read, so a burst can start all of its cache misses before using any.
     #[inline]
-    pub fn home(&self, key: &FlowKey) -> (u32, usize) {
-        let h = Self::hash(key);
-        (h, h as usize & self.mask)
+    pub fn hash_of(&self, key: &FlowKey) -> u32 {
+        Self::hash(key)
     }
 
-    /// Loads the index from a home slot on and returns the entry reference of the first slot
-    /// holding `hash` (a few slots at most: the rest of the probe run is `lookup`'s), for
-    /// `warm_entry`; `u32::MAX` when there is none.
+    /// Loads the index from the home slot of `hash` on and returns the entry reference of the
+    /// first slot holding `hash` (a few slots at most: the rest of the probe run is `lookup`'s),
+    /// for `warm_entry`; `u32::MAX` when there is none.
     #[inline]
-    pub fn touch_slot(&self, hash: u32, slot: usize) -> u32 {
+    pub fn touch_slot(&self, hash: u32) -> u32 {
+        let slot = hash as usize & self.mask;
         for i in 0..WARM_PROBE {
             let s = self.index[(slot + i) & self.mask];
             if s.hash == hash || s.entry == EMPTY {
@@ -635,8 +635,9 @@ mod tests {
             for key in [conn(i, S::Established).orig, conn(i, S::Established).reply] {
                 let (id, dir) = t.lookup(&key).unwrap();
                 let entry = (id << 1) | u32::from(dir == Dir::Reply);
-                let (hash, home) = t.home(&key);
-                let found = t.touch_slot(hash, home);
+                let hash = t.hash_of(&key);
+                let home = hash as usize & t.mask;
+                let found = t.touch_slot(hash);
                 if t.index[home].entry != entry {
                     displaced += 1;
                 }

@@ -24,13 +24,13 @@ use crate::wire::{EtherType, array_at, checksum, get_array, get_u16, ip_proto, t
 #[derive(Clone, Copy)]
 pub(super) struct Parsed {
     pub key: FlowKey,
-    /// The key's hash and home slot in the connection table.
+    /// The key's hash in the connection table. The fields are kept narrow: a burst's worth
+    /// is written and read back on every packet.
     pub hash: u32,
-    pub slot: usize,
-    /// Offset of the transport header.
-    pub l4: usize,
     /// IP header plus payload length (the frame may be longer: Ethernet padding).
-    pub total: usize,
+    pub total: u32,
+    /// Offset of the transport header.
+    pub l4: u8,
     /// TCP flags (0 for UDP).
     pub flags: u8,
     /// IPv4's DF bit (always set for IPv6).
@@ -98,8 +98,9 @@ pub(super) fn parse<F: Frame>(w: &Worker, t: &Table, f: &F) -> Option<Parsed> {
         _ => return None,
     };
     let key = FlowKey { src, dst, src_port, dst_port, proto, v6 };
-    let (hash, slot) = w.conns.home(&key);
-    Some(Parsed { key, hash, slot, l4, total, flags, dont_frag })
+    let hash = w.conns.hash_of(&key);
+    let (total, l4) = (u32::try_from(total).ok()?, u8::try_from(l4).ok()?);
+    Some(Parsed { key, hash, total, l4, flags, dont_frag })
 }
 
 /// Forwards a parsed packet of an established connection whose packet changes no state; `None`
@@ -155,10 +156,10 @@ fn forward<F: Frame>(
     }
     let ip = Ip {
         l3: L3,
-        l4: p.l4,
+        l4: usize::from(p.l4),
         v6: p.key.v6,
         proto: p.key.proto,
-        total: p.total,
+        total: p.total as usize,
         dont_frag: p.dont_frag,
         fragment: None,
     };
@@ -166,10 +167,10 @@ fn forward<F: Frame>(
         return None;
     }
     // From here on, what the full pipeline does to this packet, in its order.
-    if f.data().len() > L3 + p.total {
-        f.set_len(L3 + p.total);
+    if f.data().len() > L3 + ip.total {
+        f.set_len(L3 + ip.total);
     }
-    let lay = Layout { l3: L3, l4: p.l4, v6: p.key.v6, proto: p.key.proto, l4_present: true };
+    let lay = Layout { l3: L3, l4: ip.l4, v6: p.key.v6, proto: p.key.proto, l4_present: true };
     let confirm = forward::progress(w.conns.entry_mut(id), f.data(), &ip, &lay, dir, p.flags);
     Some(forward::deliver_tracked(w, t, f, &ip, &lay, id, c, dir, confirm, now_ms))
 }

@@ -451,7 +451,7 @@ fn touch_slots(w: &Worker, parsed: &[Option<fast::Parsed>]) -> [u32; WARM_GROUP]
     let mut entries = [EMPTY_ENTRY; WARM_GROUP];
     for (p, e) in parsed.iter().zip(entries.iter_mut()) {
         if let Some(p) = p {
-            *e = w.conns.touch_slot(p.hash, p.slot);
+            *e = w.conns.touch_slot(p.hash);
         }
     }
     entries
