@@ -11,6 +11,8 @@ use crate::wire::{EtherType, MacAddr, arp, checksum, ethernet, icmpv6, ip_proto,
 const UNSPECIFIED: [u8; 16] = [0; 16];
 const ALL_NODES: [u8; 16] = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 
+// Always inlined, as every forwarded packet calls it (LLVM had kept it out of line).
+#[inline(always)]
 fn set_macs(d: &mut [u8], dst: MacAddr, src: MacAddr) {
     d[0..6].copy_from_slice(&dst.0);
     d[6..12].copy_from_slice(&src.0);
