@@ -871,6 +871,19 @@ mod tests {
         assert_eq!(t.claim(a, false, mac, 1, Claim::Solicited, now + 1), Some(Event::Learned));
     }
 
+    /// A reproducible walk for the differential tests: (step, random bits, clock), the clock
+    /// moving by 0 ms to 40 s a step.
+    fn random_walk(steps: usize) -> impl Iterator<Item = (usize, u64, u64)> {
+        let (mut seed, mut now) = (0x2545_f491_4f6c_dd1d_u64, 0);
+        (0..steps).map(move |step| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            now += [0, 1, 300, 1_200, 6_000, 40_000][((seed >> 8) % 6) as usize];
+            (step, seed, now)
+        })
+    }
+
     #[test]
     fn the_memo_follows_every_write_to_a_slot() {
         let t = table();
@@ -918,14 +931,8 @@ mod tests {
         let (plain, memoed) = (table(), table());
         let mut memo = NeighMemo::new();
         let addrs = [widen([10, 0, 0, 7]), widen([10, 0, 1, 7]), widen([10, 0, 0, 9])];
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut now = 0;
-        for step in 0..4000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+        for (step, seed, now) in random_walk(4000) {
             let a = &addrs[(seed % 3) as usize];
-            now += [0, 1, 300, 1_200, 6_000, 40_000][((seed >> 8) % 6) as usize];
             match (seed >> 16) % 8 {
                 0 => {
                     let mac = if seed >> 24 & 1 == 0 { A } else { EVIL };
@@ -983,15 +990,9 @@ mod tests {
         for t in [&fast, &full] {
             t.insert_static(&addrs[3], false, A, 1);
         }
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut now = 0;
         let (mut answered, mut declined) = (0, 0);
-        for step in 0..20_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+        for (step, seed, now) in random_walk(20_000) {
             let a = &addrs[(seed % 4) as usize];
-            now += [0, 1, 300, 1_200, 6_000, 40_000][((seed >> 8) % 6) as usize];
             let confirm = seed >> 48 & 1 == 1;
             match (seed >> 16) % 6 {
                 0 => {
