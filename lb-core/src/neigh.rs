@@ -473,6 +473,18 @@ impl NeighTable {
         .unwrap_or(false)
     }
 
+    /// Whether forwarding already recorded a use of the entry this second (it writes `used_ms`
+    /// at most once a second).
+    fn used_recently(used_ms: u64, now_ms: u64) -> bool {
+        now_ms.saturating_sub(used_ms) < 1000
+    }
+
+    /// Whether a confirmation at `confirmed_ms` is recent enough that `confirm` leaves the
+    /// entry alone.
+    fn confirmed_recently(&self, confirmed_ms: u64, now_ms: u64) -> bool {
+        confirmed_ms != 0 && now_ms.saturating_sub(confirmed_ms) < self.params.reachable_ms / 8
+    }
+
     /// Whether an entry last confirmed at `confirmed_ms` (0: never) is past its reachable time.
     fn stale(&self, confirmed_ms: u64, now_ms: u64) -> bool {
         confirmed_ms == 0 || now_ms.saturating_sub(confirmed_ms) > self.params.reachable_ms
@@ -610,14 +622,14 @@ impl NeighTable {
             let confirmed = s.confirmed_ms.load(Ordering::Relaxed);
             // As `resolve_seen` would leave it: used this second, and neither INCOMPLETE,
             // DELAY nor PROBE (their timers) nor stale (it would start DELAY).
-            if now_ms.saturating_sub(s.used_ms.load(Ordering::Relaxed)) >= 1000
+            if !Self::used_recently(s.used_ms.load(Ordering::Relaxed), now_ms)
                 || matches!(nud_state(s.state.load(Ordering::Relaxed)), ST_INCOMPLETE | ST_DELAY | ST_PROBE)
                 || self.stale(confirmed, now_ms)
             {
                 return None;
             }
             // As `confirm` would leave it.
-            if confirm && (confirmed == 0 || now_ms.saturating_sub(confirmed) >= self.params.reachable_ms / 8) {
+            if confirm && !self.confirmed_recently(confirmed, now_ms) {
                 return None;
             }
         }
@@ -633,7 +645,7 @@ impl NeighTable {
             return Resolution::Ready { mac, port, slot };
         }
         let s = &self.slots[seen.index];
-        if now_ms.saturating_sub(s.used_ms.load(Ordering::Relaxed)) >= 1000 {
+        if !Self::used_recently(s.used_ms.load(Ordering::Relaxed), now_ms) {
             s.used_ms.store(now_ms, Ordering::Relaxed);
         }
         let p = &self.params;
@@ -718,7 +730,7 @@ impl NeighTable {
     pub fn confirm(&self, slot: u32, mac: MacAddr, now_ms: u64) {
         let Some(s) = self.slots.get(slot as usize) else { return };
         let c = s.confirmed_ms.load(Ordering::Relaxed);
-        if now_ms.saturating_sub(c) < self.params.reachable_ms / 8 && c != 0 {
+        if self.confirmed_recently(c, now_ms) {
             return;
         }
         let meta = s.meta.load(Ordering::Relaxed);
