@@ -191,8 +191,10 @@ impl ConnTable {
         self.embryonic
     }
 
+    /// `key`'s hash, where its search starts. `touch_slot` and `warm_entry` load what `lookup`
+    /// will read, so a burst can start all of its cache misses before using any.
     #[inline]
-    fn hash(key: &FlowKey) -> u32 {
+    pub fn hash(key: &FlowKey) -> u32 {
         // The low half of the 64-bit hash is what the index uses.
         #[allow(clippy::cast_possible_truncation)]
         let low = fast_hash(key, HASH_SEED) as u32;
@@ -224,13 +226,6 @@ impl ConnTable {
             }
             i = (i + 1) & self.mask;
         }
-    }
-
-    /// `key`'s hash, where its search starts. `touch_slot` and `warm_entry` load what `lookup`
-    /// will read, so a burst can start all of its cache misses before using any.
-    #[inline]
-    pub fn hash_of(&self, key: &FlowKey) -> u32 {
-        Self::hash(key)
     }
 
     /// Loads the index from the home slot of `hash` on and returns the entry reference of the
@@ -635,7 +630,7 @@ mod tests {
             for key in [conn(i, S::Established).orig, conn(i, S::Established).reply] {
                 let (id, dir) = t.lookup(&key).unwrap();
                 let entry = (id << 1) | u32::from(dir == Dir::Reply);
-                let hash = t.hash_of(&key);
+                let hash = ConnTable::hash(&key);
                 let home = hash as usize & t.mask;
                 let found = t.touch_slot(hash);
                 if t.index[home].entry != entry {
