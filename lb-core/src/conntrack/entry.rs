@@ -207,6 +207,13 @@ impl Entry {
         self.flags = (self.flags & !LIVE) | bit(live, LIVE);
     }
 
+    /// Whether the entry is live and its key of direction `reply` is in the index.
+    #[inline(always)]
+    pub(super) fn indexes(&self, reply: bool) -> bool {
+        let needed = LIVE | bit(reply, REPLY_INDEXED);
+        self.flags & needed == needed
+    }
+
     pub fn reply_indexed(&self) -> bool {
         self.flags & REPLY_INDEXED != 0
     }

@@ -228,6 +228,22 @@ impl ConnTable {
         }
     }
 
+    /// `lookup_hashed`, trying `hint` first: the entry reference `touch_slot` gave for `h`, which
+    /// spares the index for nearly every packet of a burst. The index holds exactly the live
+    /// entries' indexed keys, each once, so a live entry that holds `key` in an indexed
+    /// direction is the one the index leads to, whatever changed since the hint was taken.
+    #[inline(always)]
+    pub fn lookup_hinted(&self, key: &FlowKey, h: u32, hint: u32) -> Option<(ConnId, Dir)> {
+        let (id, reply) = (hint >> 1, hint & 1 == 1);
+        if let Some(e) = self.entries.get(id as usize)
+            && e.indexes(reply)
+            && e.holds(reply, key, || &self.wide[id as usize][usize::from(reply)])
+        {
+            return Some((id, if reply { Dir::Reply } else { Dir::Orig }));
+        }
+        self.lookup_hashed(key, h)
+    }
+
     /// Loads the index from the home slot of `hash` on and returns the entry reference of the
     /// first slot holding `hash` (a few slots at most: the rest of the probe run is `lookup`'s),
     /// for `warm_entry`; `u32::MAX` when there is none.
@@ -642,6 +658,42 @@ mod tests {
             }
         }
         assert!(displaced > 0, "the test needs a key away from its home slot");
+    }
+
+    #[test]
+    fn a_hinted_lookup_is_the_lookup_whatever_the_hint() {
+        let mut t = ConnTable::new(32, 32);
+        let mut keys = Vec::new();
+        for i in 0..24 {
+            let mut c = conn(i, S::Established);
+            // Every third connection's reply key is not indexed (dr, tun, gue).
+            c.reply_indexed = i % 3 != 0;
+            if i % 3 == 0 {
+                c.mode = Mode::Dr;
+            }
+            t.insert(c).unwrap();
+            keys.extend([c.orig, c.reply]);
+        }
+        // Removed connections leave dead entries that still hold their keys.
+        for id in [2, 5, 9, 13] {
+            t.remove(id);
+        }
+        // One dr connection's reply key, unindexed, is another connection's original key.
+        let mut clash = conn(100, S::Established);
+        clash.orig = t.get(3).reply;
+        clash.reply.src[3] = 200;
+        t.insert(clash).unwrap();
+        keys.extend([clash.orig, clash.reply, conn(999, S::Established).orig]);
+        let hints = (0..64).chain([EMPTY, EMPTY - 1, 1 << 30]);
+        for hint in hints {
+            for key in &keys {
+                let h = ConnTable::hash(key);
+                assert_eq!(t.lookup_hinted(key, h, hint), t.lookup(key), "hint {hint} key {key:?}");
+            }
+        }
+        // And the hint is taken: a hint for the right entry answers without the index.
+        let (id, dir) = t.lookup(&keys[2]).unwrap();
+        assert_eq!(t.lookup_hinted(&keys[2], 0, (id << 1) | u32::from(dir == Dir::Reply)), Some((id, dir)));
     }
 
     #[test]

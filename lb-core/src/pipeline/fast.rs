@@ -104,16 +104,24 @@ pub(super) fn parse<F: Frame>(t: &Table, f: &F) -> Option<Parsed> {
 }
 
 /// Forwards a parsed packet of an established connection whose packet changes no state; `None`
-/// (with nothing changed) for everything else.
+/// (with nothing changed) for everything else. `hint` is the entry reference the burst's
+/// warm-up found for the packet's hash (see `ConnTable::lookup_hinted`).
 #[inline]
-pub(super) fn established<F: Frame>(w: &mut Worker, t: &Table, f: &mut F, p: &Parsed, now_ms: u64) -> Option<Verdict> {
+pub(super) fn established<F: Frame>(
+    w: &mut Worker,
+    t: &Table,
+    f: &mut F,
+    p: &Parsed,
+    hint: u32,
+    now_ms: u64,
+) -> Option<Verdict> {
     use tcp::flags::{ACK, FIN, RST, SYN};
     let tcp = p.key.proto == ip_proto::TCP;
     // An ACK without SYN, FIN or RST (any such flags are valid ones), or UDP.
     if tcp && p.flags & (ACK | SYN | FIN | RST) != ACK {
         return None;
     }
-    let (id, dir) = w.conns.lookup_hashed(&p.key, p.hash)?;
+    let (id, dir) = w.conns.lookup_hinted(&p.key, p.hash, hint)?;
     // A connection of plain IPv4 keys is read from its entry alone; others with their side
     // array's addresses. Both inlined: the wide case out of line cost IPv6 packets more than
     // it saved IPv4 ones (bench/RESULTS.md §1).

@@ -421,7 +421,7 @@ fn process_group<P: Prefetch, F: Frame>(
         w.counters.rx_packets += 1;
         w.counters.rx_bytes += f.data().len() as u64;
         let fast = match p {
-            Some(p) if w.fast_path => fast::established(w, table, f, p, now_ms),
+            Some(p) if w.fast_path => fast::established(w, table, f, p, entries[i], now_ms),
             _ => None,
         };
         *v = match fast {
