@@ -4,6 +4,8 @@
 //! direction (client -> VIP) and, for `nat`/`fnat`, the reply direction (backend -> client or
 //! local address). The index is open addressing with linear probing and backward-shift deletion
 //! (no tombstones), sized to at most 50% load, so it never grows or rehashes on the packet path.
+//! Its hash is keyed by a seed each table draws at random, so nobody can choose flows that
+//! pile up in one probe run.
 //!
 //! TCP follows IPVS's state machine and default timeouts; UDP has one timeout. Expiry is
 //! amortised: `expire` visits a bounded number of entries per call, and lookups treat an

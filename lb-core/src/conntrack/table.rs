@@ -113,10 +113,18 @@ struct Slot {
 
 const EMPTY: u32 = u32::MAX;
 const FREE_SLOT: Slot = Slot { hash: 0, entry: EMPTY };
-const HASH_SEED: u64 = 0x243f_6a88_85a3_08d3;
 const NO_DEADLINE: u64 = u64::MAX;
 /// Index slots `touch_slot` reads past a home slot held by another key.
 const WARM_PROBE: usize = 4;
+
+/// 64 bits the OS chose: std keys each thread's `RandomState` from getrandom once, and every
+/// new one differs.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    h.finish()
+}
 
 /// A fixed-capacity connection table owned by one worker.
 pub struct ConnTable {
@@ -135,6 +143,10 @@ pub struct ConnTable {
     free: Vec<ConnId>,
     index: Vec<Slot>,
     mask: usize,
+    /// The index hash's key, random per table: with a fixed one, anyone who reads the source
+    /// could choose flows that share a home slot and make every probe walk them all (Linux
+    /// seeds its conntrack hash at random for the same reason).
+    seed: u64,
     embryonic: usize,
     embryonic_limit: usize,
     sweep_cursor: usize,
@@ -144,6 +156,11 @@ impl ConnTable {
     /// Allocates room for `capacity` connections, of which at most `embryonic_limit` may be
     /// embryonic at once.
     pub fn new(capacity: usize, embryonic_limit: usize) -> Self {
+        Self::with_seed(capacity, embryonic_limit, random_seed())
+    }
+
+    /// `new` with the index hash keyed by `seed` (tests that need a reproducible layout).
+    pub fn with_seed(capacity: usize, embryonic_limit: usize, seed: u64) -> Self {
         let capacity = capacity.clamp(1, (EMPTY >> 2) as usize);
         let slots = (capacity * 4).next_power_of_two();
         let mut free: Vec<ConnId> = (0..capacity).map(|i| u32::try_from(i).unwrap_or(0)).collect();
@@ -156,6 +173,7 @@ impl ConnTable {
             free,
             index: vec![FREE_SLOT; slots],
             mask: slots - 1,
+            seed,
             embryonic: 0,
             embryonic_limit: embryonic_limit.min(capacity),
             sweep_cursor: 0,
@@ -194,17 +212,17 @@ impl ConnTable {
     /// `key`'s hash, where its search starts. `touch_slot` and `warm_entry` load what `lookup`
     /// will read, so a burst can start all of its cache misses before using any.
     #[inline]
-    pub fn hash(key: &FlowKey) -> u32 {
+    pub fn hash(&self, key: &FlowKey) -> u32 {
         // The low half of the 64-bit hash is what the index uses.
         #[allow(clippy::cast_possible_truncation)]
-        let low = fast_hash(key, HASH_SEED) as u32;
+        let low = fast_hash(key, self.seed) as u32;
         low
     }
 
     /// Finds the connection a key belongs to and the direction the key names.
     #[inline]
     pub fn lookup(&self, key: &FlowKey) -> Option<(ConnId, Dir)> {
-        self.lookup_hashed(key, Self::hash(key))
+        self.lookup_hashed(key, self.hash(key))
     }
 
     /// `lookup` with the hash `home` gave for `key` (the burst's first pass computed it).
@@ -375,7 +393,7 @@ impl ConnTable {
     }
 
     fn index_insert(&mut self, key: &FlowKey, entry: u32) {
-        let h = Self::hash(key);
+        let h = self.hash(key);
         let mut i = h as usize & self.mask;
         // Load is at most 50%, so a free slot is always near.
         while self.index[i].entry != EMPTY {
@@ -386,7 +404,7 @@ impl ConnTable {
 
     /// Takes `key`, the key of entry reference `entry`, out of the index.
     fn index_remove(&mut self, key: &FlowKey, entry: u32) {
-        let mut i = Self::hash(key) as usize & self.mask;
+        let mut i = self.hash(key) as usize & self.mask;
         while self.index[i].entry != entry {
             if self.index[i].entry == EMPTY {
                 return;
@@ -646,7 +664,7 @@ mod tests {
             for key in [conn(i, S::Established).orig, conn(i, S::Established).reply] {
                 let (id, dir) = t.lookup(&key).unwrap();
                 let entry = (id << 1) | u32::from(dir == Dir::Reply);
-                let hash = ConnTable::hash(&key);
+                let hash = t.hash(&key);
                 let home = hash as usize & t.mask;
                 let found = t.touch_slot(hash);
                 if t.index[home].entry != entry {
@@ -687,13 +705,40 @@ mod tests {
         let hints = (0..64).chain([EMPTY, EMPTY - 1, 1 << 30]);
         for hint in hints {
             for key in &keys {
-                let h = ConnTable::hash(key);
+                let h = t.hash(key);
                 assert_eq!(t.lookup_hinted(key, h, hint), t.lookup(key), "hint {hint} key {key:?}");
             }
         }
         // And the hint is taken: a hint for the right entry answers without the index.
         let (id, dir) = t.lookup(&keys[2]).unwrap();
         assert_eq!(t.lookup_hinted(&keys[2], 0, (id << 1) | u32::from(dir == Dir::Reply)), Some((id, dir)));
+    }
+
+    #[test]
+    fn keys_chosen_to_share_a_home_slot_scatter_under_another_tables_seed() {
+        // Someone who knows a table's seed picks flows whose keys all home in one slot: each
+        // lookup among them would walk the whole run.
+        let known = ConnTable::with_seed(64, 64, 1);
+        let mut chosen = Vec::new();
+        for i in 0..1_000_000u32 {
+            let [_, b, c, d] = i.to_be_bytes();
+            let key = FlowKey::v4([10, b, c, d], [10, 0, 0, 100], 40_000, 80, ip_proto::TCP);
+            if known.hash(&key) as usize & known.mask == 0 {
+                chosen.push(key);
+                if chosen.len() == 64 {
+                    break;
+                }
+            }
+        }
+        assert_eq!(chosen.len(), 64);
+        // Every table draws its own seed, so the same flows scatter over a new table's slots
+        // (64 random homes among 256 take about 57 distinct ones).
+        let (a, b) = (ConnTable::new(64, 64), ConnTable::new(64, 64));
+        assert_ne!(a.seed, b.seed);
+        for t in [a, b] {
+            let homes: std::collections::HashSet<usize> = chosen.iter().map(|k| t.hash(k) as usize & t.mask).collect();
+            assert!(homes.len() > 40, "{} distinct home slots", homes.len());
+        }
     }
 
     #[test]

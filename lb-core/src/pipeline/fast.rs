@@ -14,7 +14,7 @@
 
 use super::forward::{self, Ip};
 use super::{Frame, LOOPBACK6, Verdict, Worker, martian_v4};
-use crate::conntrack::{ConnId, ConnView, Dir, SynProxy, TcpEvent, tcp_transition};
+use crate::conntrack::{ConnId, ConnTable, ConnView, Dir, SynProxy, TcpEvent, tcp_transition};
 use crate::flow::FlowKey;
 use crate::rewrite::Layout;
 use crate::service::{Mode, Table};
@@ -43,7 +43,7 @@ const L3: usize = 14;
 /// Reads and checks a frame's headers, as `process_one`, `ipv4`/`ipv6` and `transport` would
 /// (`None`: the full pipeline decides).
 #[inline]
-pub(super) fn parse<F: Frame>(t: &Table, f: &F) -> Option<Parsed> {
+pub(super) fn parse<F: Frame>(t: &Table, conns: &ConnTable, f: &F) -> Option<Parsed> {
     let d = f.data();
     let port = t.network.ports.get(usize::from(f.in_port()))?;
     // Multicast and broadcast destinations, VLAN tags and other ethertypes: the full pipeline.
@@ -98,7 +98,7 @@ pub(super) fn parse<F: Frame>(t: &Table, f: &F) -> Option<Parsed> {
         _ => return None,
     };
     let key = FlowKey { src, dst, src_port, dst_port, proto, v6 };
-    let hash = crate::conntrack::ConnTable::hash(&key);
+    let hash = conns.hash(&key);
     let (total, l4) = (u32::try_from(total).ok()?, u8::try_from(l4).ok()?);
     Some(Parsed { key, hash, total, l4, flags, dont_frag })
 }

@@ -400,7 +400,7 @@ fn process_group<P: Prefetch, F: Frame>(
 ) {
     let mut parsed = [None; WARM_GROUP];
     for (f, p) in frames.iter().zip(parsed.iter_mut()) {
-        *p = fast::parse(table, f);
+        *p = fast::parse(table, &w.conns, f);
     }
     let entries = touch_slots(w, &parsed);
     if P::PREFETCHES {
