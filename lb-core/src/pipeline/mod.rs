@@ -470,10 +470,12 @@ fn warm<P: Prefetch>(w: &Worker, entry: u32, p: &Option<fast::Parsed>) {
 
 const EMPTY_ENTRY: u32 = u32::MAX;
 
-/// How many packets ahead of the one being forwarded its entry is prefetched: about one miss's
-/// latency (about 180 ns on this VM's huge pages, bench/RESULTS.md) of forwarding. 8 measured
-/// the same as 4, and 2 worse.
-const ENTRY_AHEAD: usize = 4;
+/// How many packets ahead of the one being forwarded its entry is prefetched: at least one
+/// miss's latency (about 180 ns on this VM's huge pages, plus the page walk) of forwarding. At
+/// 50 ns of forwarding per packet, 4 no longer covered a miss. 8 and 16 measured alike for
+/// IPv4, and 16 cost IPv6 (two lines per packet) 6%; all 32 at once was worse (bench/RESULTS.md
+/// §1).
+const ENTRY_AHEAD: usize = 8;
 
 // Kept out of line: inlined, the full pipeline crowded the fast path's registers in the loop.
 #[inline(never)]
