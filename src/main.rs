@@ -213,7 +213,8 @@ fn run(cfg: &Config, takeover: Option<&std::path::Path>) -> Result<(), String> {
         embryonic_limit: cfg.conntrack.embryonic_limit,
         timeouts,
         verify_l4_checksums: cfg.checksum.verify_l4,
-        synproxy_secret: random_u64(),
+        // The SYN proxy's cookie key, new at every start.
+        synproxy_secret: lb_core::flow::random_seed(),
         neigh: cfg.neighbours,
         workers: u32::try_from(workers).unwrap_or(1),
         ..Default::default()
@@ -402,15 +403,6 @@ fn open_taps(
         tap_ports.push(Some(tap));
     }
     Ok(tap_ports)
-}
-
-/// 64 random bits from the OS (std seeds `RandomState` from getrandom): the SYN proxy's
-/// cookie key, new at every start.
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::process::id().into());
-    h.finish()
 }
 
 /// Deletes this process's hugepage files (named after its file prefix), which keep the pages

@@ -264,6 +264,15 @@ pub fn fast_hash(key: &FlowKey, seed: u64) -> u64 {
     mix(a, b)
 }
 
+/// 64 random bits, for hash keys and secrets: std keys each thread's `RandomState` from
+/// getrandom once, and every new one differs.
+pub fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    h.finish()
+}
+
 /// A fast hash of one address (the neighbour table's index): a single 128-bit multiply.
 #[inline]
 pub fn hash_addr(addr: &[u8; 16], v6: bool, seed: u64) -> u64 {

@@ -3,7 +3,7 @@
 
 use super::entry::{Entry, Handshake, Wide};
 use super::state::{Dir, TcpState};
-use crate::flow::{FlowKey, fast_hash};
+use crate::flow::{FlowKey, fast_hash, random_seed};
 use crate::prefetch::Prefetch;
 use crate::service::Mode;
 use serde::{Deserialize, Serialize};
@@ -116,15 +116,6 @@ const FREE_SLOT: Slot = Slot { hash: 0, entry: EMPTY };
 const NO_DEADLINE: u64 = u64::MAX;
 /// Index slots `touch_slot` reads past a home slot held by another key.
 const WARM_PROBE: usize = 4;
-
-/// 64 bits the OS chose: std keys each thread's `RandomState` from getrandom once, and every
-/// new one differs.
-fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0);
-    h.finish()
-}
 
 /// A fixed-capacity connection table owned by one worker.
 pub struct ConnTable {
